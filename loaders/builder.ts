@@ -1,0 +1,113 @@
+// A small ONNX model builder: tests, benchmarks and the embedded default model make their models with it.
+//   const g = new GraphBuilder();
+//   const x = g.input('x', 'float32', ['batch', 4]);
+//   g.output(g.node('Relu', [x]), 'float32');
+//   const bytes = g.model({ opset: 17 });
+import { isBigInt, NARROW_FLOATS, onnxCode, type DType } from '../engine/dtype.js';
+import type { Dim } from '../engine/graph.js';
+import { NdArray } from '../engine/tensor.js';
+import { numberToBf16, numberToF16 } from '../kernels/cpu/minifloat.js';
+import { Msg } from './onnx-schema.js';
+
+type Any = any;
+
+/** Wrappers that force an attribute's ONNX type where a JS number is ambiguous. */
+export const float = (v: number) => ({ __float: v });
+export const floats = (v: number[]) => ({ __floats: v });
+export type AttrInput =
+  | number | string | number[] | string[] | NdArray | GraphBuilder | GraphBuilder[]
+  | { __float: number } | { __floats: number[] };
+
+export interface TypeSpec { dtype: DType; shape?: Dim[] }
+
+let uid = 0;
+
+export class GraphBuilder {
+  readonly nodes: Any[] = [];
+  readonly inputs: Any[] = [];
+  readonly outputs: Any[] = [];
+  readonly initializers: Any[] = [];
+  constructor(readonly name = 'graph') {}
+
+  input(name: string, dtype: DType | null, shape?: Dim[]): string {
+    this.inputs.push(valueInfo(name, dtype, shape));
+    return name;
+  }
+  output(name: string, dtype: DType | null, shape?: Dim[]): string {
+    this.outputs.push(valueInfo(name, dtype, shape));
+    return name;
+  }
+  /** Adds an initializer; accepts an NdArray or a dtype, shape and flat values. */
+  init(name: string, t: NdArray): string;
+  init(name: string, dtype: DType, shape: number[], values: ArrayLike<number | bigint>): string;
+  init(name: string, t: NdArray | DType, shape?: number[], values?: ArrayLike<number | bigint>): string {
+    const arr = t instanceof NdArray ? t : new NdArray(t, shape!, Array.from(values!) as never);
+    this.initializers.push(tensorProto(arr, name));
+    return name;
+  }
+  /** Adds a node; returns its output names (`outputs` count or names). */
+  node(op: string, inputs: string[], attrs: Record<string, AttrInput> = {}, outputs: number | string[] = 1, domain = ''): string[] & { 0: string } {
+    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, (_, i) => `${op.toLowerCase()}_${uid++}${i ? '_' + i : ''}`) : outputs;
+    this.nodes.push({
+      op_type: op, domain, name: `${op}_${this.nodes.length}`, input: inputs, output: outs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outs as string[] & { 0: string };
+  }
+  toProto(): Any {
+    return { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers };
+  }
+  /** Encodes a ModelProto. `opset` is the default-domain version; `opsets` adds other domains. */
+  model(opts: { opset?: number; irVersion?: number; opsets?: Record<string, number>; functions?: Any[] } = {}): Uint8Array {
+    const opset_import = [{ domain: '', version: opts.opset ?? 17 }, ...Object.entries(opts.opsets ?? {}).map(([domain, version]) => ({ domain, version }))];
+    const msg = Msg.Model.fromObject({ ir_version: opts.irVersion ?? 8, producer_name: 'lastmile-builder', opset_import, graph: this.toProto(), functions: opts.functions ?? [] });
+    return Msg.Model.encode(msg).finish();
+  }
+}
+
+function valueInfo(name: string, dtype: DType | null, shape?: Dim[]): Any {
+  if (dtype === null) return { name };
+  const dims = shape?.map((d) => (typeof d === 'string' ? { dim_param: d } : d === null ? {} : { dim_value: d }));
+  return { name, type: { tensor_type: { elem_type: onnxCode(dtype), ...(dims ? { shape: { dim: dims } } : {}) } } };
+}
+
+export function tensorProto(a: NdArray, name = ''): Any {
+  const base = { name, dims: [...a.shape], data_type: onnxCode(a.dtype) };
+  if (a.dtype === 'string') return { ...base, string_data: (a.data as string[]).map((s) => new TextEncoder().encode(s)) };
+  return { ...base, raw_data: rawBytes(a) };
+}
+
+function rawBytes(a: NdArray): Uint8Array {
+  const n = a.size, src = a.data as ArrayLike<number | bigint>;
+  if (a.dtype === 'float16' || a.dtype === 'bfloat16') {
+    const enc = a.dtype === 'float16' ? numberToF16 : numberToBf16, out = new Uint16Array(n);
+    for (let i = 0; i < n; i++) out[i] = enc(Number(src[i]));
+    return new Uint8Array(out.buffer);
+  }
+  if (NARROW_FLOATS.has(a.dtype) || ['int4', 'uint4', 'int2', 'uint2'].includes(a.dtype)) throw new Error(`builder: raw encoding of ${a.dtype} is not supported`);
+  const typed = ArrayBuffer.isView(src) ? (src as unknown as ArrayBufferView) : NdArray.zeros(a.dtype, a.shape).data as unknown as ArrayBufferView;
+  if (!ArrayBuffer.isView(src)) {
+    const t = typed as unknown as (number | bigint)[];
+    for (let i = 0; i < n; i++) t[i] = isBigInt(a.dtype) ? BigInt(src[i]) : Number(src[i]);
+  }
+  return new Uint8Array(typed.buffer.slice(typed.byteOffset, typed.byteOffset + typed.byteLength));
+}
+
+function attribute(name: string, v: AttrInput): Any {
+  if (typeof v === 'number') return Number.isInteger(v) ? { name, type: 2, i: v } : { name, type: 1, f: v };
+  if (typeof v === 'string') return { name, type: 3, s: new TextEncoder().encode(v) };
+  if (v instanceof NdArray) return { name, type: 4, t: tensorProto(v) };
+  if (v instanceof GraphBuilder) return { name, type: 5, g: v.toProto() };
+  if (Array.isArray(v)) {
+    if (v.length && v[0] instanceof GraphBuilder) return { name, type: 10, graphs: (v as GraphBuilder[]).map((g) => g.toProto()) };
+    if (v.length && typeof v[0] === 'string') return { name, type: 8, strings: (v as string[]).map((s) => new TextEncoder().encode(s)) };
+    const nums = v as number[];
+    return nums.every(Number.isInteger) ? { name, type: 7, ints: nums } : { name, type: 6, floats: nums };
+  }
+  if ('__float' in v) return { name, type: 1, f: v.__float };
+  return { name, type: 6, floats: v.__floats };
+}
+
+/** Convenience: a float32 NdArray from a shape and values. */
+export const f32 = (shape: number[], values: ArrayLike<number>) => new NdArray('float32', shape, Float32Array.from(values));
+export const i64 = (shape: number[], values: ArrayLike<number>) => new NdArray('int64', shape, BigInt64Array.from(Array.from(values), BigInt));

@@ -1,0 +1,19 @@
+// Every op family registers itself on import. One file per family; find an op with `grep "op: 'Name'" ops/`.
+import './elementwise.js';
+import './logic.js';
+import './cast.js';
+import './matmul.js';
+import './conv.js';
+import './pool.js';
+import './normalization.js';
+import './softmax.js';
+import './reduce.js';
+import './shape.js';
+import './movement.js';
+import './gather.js';
+import './generators.js';
+import './resize.js';
+import './sort.js';
+import './einsum.js';
+import './recurrent.js';
+import './control-flow.js';

@@ -1,0 +1,47 @@
+// Runs a model on Lastmile and on onnxruntime-node (the reference) with the same feeds and compares.
+import * as ort from 'onnxruntime-node';
+import { expect } from 'vitest';
+import { InferenceSession, Tensor } from '../../index.js';
+import { NdArray } from '../../engine/tensor.js';
+import { compareValues } from '../../conformance/compare.js';
+
+export interface OracleOptions { rtol?: number; atol?: number; opset?: number }
+
+/** Feeds as NdArrays; float16 is given as float32 values and converted for both engines. */
+export async function runBoth(bytes: Uint8Array, feeds: Record<string, NdArray>) {
+  const ours = await InferenceSession.create(bytes);
+  const ref = await ort.InferenceSession.create(bytes);
+  const mine = await ours.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new Tensor(v.dtype, v.data, v.shape)])));
+  const theirs = await ref.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor(v.dtype as never, v.data as never, v.shape as number[])])));
+  return { mine, theirs };
+}
+
+/** Asserts every output of `bytes` matches onnxruntime-node within tolerance. */
+export async function expectMatchesOrt(bytes: Uint8Array, feeds: Record<string, NdArray>, opts: OracleOptions = {}) {
+  const { mine, theirs } = await runBoth(bytes, feeds);
+  const tol = { rtol: opts.rtol ?? 1e-3, atol: opts.atol ?? 1e-4 };
+  expect(Object.keys(mine).sort()).toEqual(Object.keys(theirs).sort());
+  for (const [name, t] of Object.entries(theirs)) {
+    const exp = new NdArray(t.type as never, t.dims, t.data as never);
+    const got = mine[name] as Tensor;
+    const diff = compareValues(exp, new NdArray(got.type, got.dims, got.data as never), tol);
+    expect(diff, `output '${name}'`).toBeUndefined();
+  }
+}
+
+/** Deterministic pseudo-random numbers (tests must be reproducible). */
+export function rng(seed = 1) {
+  let s = seed >>> 0 || 1;
+  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
+  return {
+    next,
+    float: (lo = -1, hi = 1) => lo + (hi - lo) * next(),
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: <T>(xs: T[]) => xs[Math.floor(next() * xs.length)],
+  };
+}
+
+export function randomF32(shape: number[], r = rng(), lo = -1, hi = 1): NdArray {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new NdArray('float32', shape, Float32Array.from({ length: n }, () => r.float(lo, hi)));
+}
