@@ -17,3 +17,4 @@ import './sort.js';
 import './einsum.js';
 import './recurrent.js';
 import './control-flow.js';
+import './sequence.js';
