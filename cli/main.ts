@@ -6,7 +6,7 @@ import { UsageError } from './args.js';
 const USAGE = `usage: lastmile <command> [options]
 
 commands:
-  run [model] [--input name=file ...] [--backend cpu] [--dim name=N] [--out dir] [--json]
+  run [model] [--input name=file ...] [--backend cpu] [--dim name=N] [--out dir] [--json] [--seed N] [--profile]
   inspect <model> [--backend cpu] [--json]
   conformance [path ...] [--backend cpu] [--json file] [--md file] [--filter regex]
               [--rtol x] [--atol y] [--expectations file] [--update]
