@@ -1,0 +1,150 @@
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { InferenceSession, Tensor } from '../index.js';
+import { GraphBuilder, float, floats } from '../loaders/builder.js';
+import { NdArray } from '../engine/tensor.js';
+import { compareValues } from '../conformance/compare.js';
+import { randomF32, rng } from './helpers/oracle.js';
+
+type Kind = 'LSTM' | 'GRU' | 'RNN';
+const GATES = { LSTM: 4, GRU: 3, RNN: 1 };
+
+interface Case {
+  kind: Kind; seq: number; batch: number; input: number; hidden: number;
+  direction: 'forward' | 'reverse' | 'bidirectional'; layout: 0 | 1;
+  bias?: boolean; lens?: number[]; h0?: boolean; c0?: boolean; peep?: boolean;
+  attrs?: Record<string, unknown>; outputs?: boolean[]; dtype?: 'float32' | 'float64';
+}
+
+/** Builds one recurrent node with every present operand as a graph input, and its random feeds. `ref` is
+ *  the same computation for onnxruntime, whose CPU kernels lack layout 1: a layout-0 node between
+ *  Transposes. */
+function build(c: Case, seed: number) {
+  const r = rng(seed), G = GATES[c.kind], D = c.direction === 'bidirectional' ? 2 : 1;
+  const feeds: Record<string, NdArray> = {};
+  const random = (shape: number[]) => (c.dtype === 'float64' ? new NdArray('float64', shape, Float64Array.from(randomF32(shape, r).data as Float32Array)) : randomF32(shape, r));
+  const add = (name: string, shape: number[], value = () => random(shape)) => {
+    feeds[name] = value();
+    return name;
+  };
+  const state = c.layout ? [c.batch, D, c.hidden] : [D, c.batch, c.hidden];
+  const ins = [
+    add('X', c.layout ? [c.batch, c.seq, c.input] : [c.seq, c.batch, c.input]),
+    add('W', [D, G * c.hidden, c.input]),
+    add('R', [D, G * c.hidden, c.hidden]),
+    c.bias ? add('B', [D, 2 * G * c.hidden]) : '',
+    c.lens ? add('lens', [c.batch], () => new NdArray('int32', [c.batch], Int32Array.from(c.lens!))) : '',
+    c.h0 ? add('h0', state) : '',
+  ];
+  if (c.kind === 'LSTM') ins.push(c.c0 ? add('c0', state) : '', c.peep ? add('P', [D, 3 * c.hidden]) : '');
+  while (ins[ins.length - 1] === '') ins.pop();
+  const nOut = c.kind === 'LSTM' ? 3 : 2, want = c.outputs ?? Array(nOut).fill(true);
+  const outs = want.map((w, i) => (w ? `out${i}` : ''));
+  const model = (layout: number, transpose: boolean) => {
+    const g = new GraphBuilder();
+    for (const [k, v] of Object.entries(feeds)) g.input(k, v.dtype, [...v.shape]);
+    const swap = (n: string, perm: number[]) => (transpose && n && (n === 'X' || n === 'h0' || n === 'c0') ? g.node('Transpose', [n], { perm })[0] : n);
+    const nodeOuts = outs.map((o) => (o && transpose ? `${o}_l0` : o));
+    g.node(c.kind, ins.map((n) => swap(n, [1, 0, 2])), { hidden_size: c.hidden, direction: c.direction, layout, ...(c.attrs as object) }, nodeOuts);
+    outs.forEach((o, i) => {
+      if (o && transpose) g.node('Transpose', [nodeOuts[i]], { perm: i === 0 ? [2, 0, 1, 3] : [1, 0, 2] }, [o]);
+      if (o) g.output(o, c.dtype ?? 'float32');
+    });
+    return g.model({ opset: 14 });
+  };
+  return { bytes: model(c.layout, false), ref: model(0, c.layout === 1), feeds };
+}
+
+type Built = ReturnType<typeof build>;
+const asFloat32 = (t: Tensor) => new NdArray('float32', t.dims, Float32Array.from(t.data as Float64Array));
+
+/** Runs `mine.bytes` here and `ref.ref` on onnxruntime-node, each with its own feeds, and compares every
+ *  output (a float64 run against onnxruntime's float32 one, which is all its CPU kernels offer). */
+async function expectMatchesOrt(mine: Built, ref: Built = mine) {
+  const ours = await (await InferenceSession.create(mine.bytes)).run(Object.fromEntries(Object.entries(mine.feeds).map(([k, v]) => [k, new Tensor(v.dtype, v.data, v.shape)])));
+  const theirs = await (await ort.InferenceSession.create(ref.ref)).run(Object.fromEntries(Object.entries(ref.feeds).map(([k, v]) => [k, new ort.Tensor(v.dtype as never, v.data as never, v.shape as number[])])));
+  expect(Object.keys(ours).sort()).toEqual(Object.keys(theirs).sort());
+  for (const [name, t] of Object.entries(theirs)) {
+    const got = ours[name] as Tensor;
+    const actual = got.type === t.type ? new NdArray(got.type, got.dims, got.data as never) : asFloat32(got);
+    const diff = compareValues(new NdArray(t.type as never, t.dims, t.data as never), actual, { rtol: 1e-3, atol: 1e-4 });
+    expect(diff, `output '${name}'`).toBeUndefined();
+  }
+}
+
+/** A random configuration: sizes, direction, layout and which optional operands are present. */
+function randomCase(kind: Kind, seed: number): Case {
+  const r = rng(seed * 7919), seq = r.int(1, 6), batch = r.int(1, 4);
+  const lens = r.next() < 0.4 ? Array.from({ length: batch }, () => r.int(1, seq)) : undefined;
+  return {
+    kind, seq, batch, input: r.int(1, 7), hidden: r.int(1, 6),
+    direction: r.pick(['forward', 'reverse', 'bidirectional'] as const), layout: r.pick([0, 1] as const),
+    bias: r.next() < 0.7, lens, h0: r.next() < 0.5, c0: r.next() < 0.5, peep: r.next() < 0.5,
+    attrs: kind === 'GRU' && r.next() < 0.5 ? { linear_before_reset: 1 } : {},
+  };
+}
+
+describe.each(['LSTM', 'GRU', 'RNN'] as Kind[])('%s matches onnxruntime', (kind) => {
+  it.each(Array.from({ length: 12 }, (_, i) => i + 1))('random configuration %i', async (seed) => {
+    const c = randomCase(kind, seed + GATES[kind] * 100);
+    await expectMatchesOrt(build(c, seed));
+  });
+
+  it('larger sizes with ragged sequence lengths', async () => {
+    const c: Case = { kind, seq: 7, batch: 6, input: 9, hidden: 11, direction: 'bidirectional', layout: 0, bias: true, h0: true, c0: true, peep: true, lens: [7, 3, 5, 1, 7, 6] };
+    await expectMatchesOrt(build(c, 77));
+  });
+
+  it('clip bounds the gate inputs', async () => {
+    await expectMatchesOrt(build({ kind, seq: 4, batch: 2, input: 3, hidden: 4, direction: 'bidirectional', layout: 0, bias: true, h0: true, attrs: { clip: float(0.3) } }, 5));
+  });
+
+  it('parameterised activations consume alpha and beta in order', async () => {
+    const acts = { LSTM: ['HardSigmoid', 'ScaledTanh', 'LeakyRelu'], GRU: ['HardSigmoid', 'Affine'], RNN: ['ThresholdedRelu'] }[kind];
+    const attrs = { activations: [...acts, ...acts], activation_alpha: floats([0.3, 0.7, 0.2, 0.5, 0.8, 0.1]), activation_beta: floats([0.4, 0.9, 0.6, 1.1]) };
+    await expectMatchesOrt(build({ kind, seq: 3, batch: 2, input: 2, hidden: 3, direction: 'bidirectional', layout: 0, bias: true, attrs }, 9));
+  });
+
+  it('activation parameters default as the ONNX ops do', async () => {
+    const acts = { LSTM: ['HardSigmoid', 'Elu', 'LeakyRelu'], GRU: ['HardSigmoid', 'Elu'], RNN: ['LeakyRelu'] }[kind];
+    await expectMatchesOrt(build({ kind, seq: 3, batch: 2, input: 2, hidden: 3, direction: 'forward', layout: 0, bias: true, attrs: { activations: acts } }, 10));
+  });
+
+  it('omitted outputs are not required', async () => {
+    const outputs = kind === 'LSTM' ? [false, true, false] : [false, true];
+    await expectMatchesOrt(build({ kind, seq: 3, batch: 2, input: 2, hidden: 3, direction: 'forward', layout: 0, outputs }, 4));
+  });
+});
+
+describe.each(['LSTM', 'GRU'] as Kind[])('%s in float64', (kind) => {
+  it('matches onnxruntime on the same values in float32', async () => {
+    const c: Case = { kind, seq: 5, batch: 3, input: 4, hidden: 5, direction: 'bidirectional', layout: 0, bias: true, h0: true, lens: [5, 2, 4] };
+    await expectMatchesOrt(build({ ...c, dtype: 'float64' }, 31), build(c, 31));
+  });
+});
+
+describe('LSTM options', () => {
+  it('input_forget couples the forget gate to the input gate', async () => {
+    await expectMatchesOrt(build({ kind: 'LSTM', seq: 5, batch: 3, input: 4, hidden: 5, direction: 'bidirectional', layout: 1, bias: true, peep: true, h0: true, c0: true, attrs: { input_forget: 1 } }, 11));
+  });
+
+  it('a sequence length of zero gives that batch row zero outputs, whatever its initial state', async () => {
+    await expectMatchesOrt(build({ kind: 'LSTM', seq: 3, batch: 3, input: 2, hidden: 2, direction: 'bidirectional', layout: 0, lens: [3, 0, 2], h0: true, c0: true }, 12));
+  });
+
+  it('reports sequence_lens out of range', async () => {
+    const { bytes, feeds } = build({ kind: 'LSTM', seq: 2, batch: 1, input: 2, hidden: 2, direction: 'forward', layout: 0, lens: [5] }, 13);
+    const s = await InferenceSession.create(bytes);
+    await expect(s.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new Tensor(v.dtype, v.data, v.shape)])))).rejects.toThrow(/sequence_lens values must be in \[0, 2\]/);
+  });
+
+  it('infers Y with symbolic dims', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('X', 'float32', ['seq', 'batch', 3]);
+    const w = g.init('W', randomF32([2, 16, 3])), rr = g.init('R', randomF32([2, 16, 4]));
+    const [y] = g.node('LSTM', [x, w, rr], { hidden_size: 4, direction: 'bidirectional' }, ['Y', 'Y_h']);
+    g.output(y, 'float32');
+    const s = await InferenceSession.create(g.model());
+    expect(s.outputMetadata[0].shape).toEqual(['seq', 2, 'batch', 4]);
+  });
+});
