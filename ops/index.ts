@@ -18,3 +18,5 @@ import './einsum.js';
 import './recurrent.js';
 import './control-flow.js';
 import './sequence.js';
+import './attention.js';
+import './loss.js';
