@@ -20,3 +20,5 @@ import './control-flow.js';
 import './sequence.js';
 import './attention.js';
 import './loss.js';
+import './quantize.js';
+import './image.js';
