@@ -2,17 +2,19 @@
 import * as ort from 'onnxruntime-node';
 import { expect } from 'vitest';
 import { InferenceSession, Tensor } from '../../index.js';
-import { NdArray } from '../../engine/tensor.js';
+import { NdArray, toNdArray, toTensor } from '../../engine/tensor.js';
 import { compareValues } from '../../conformance/compare.js';
 
 export interface OracleOptions { rtol?: number; atol?: number; opset?: number }
 
-/** Feeds as NdArrays; float16 is given as float32 values and converted for both engines. */
+/** Feeds as NdArrays (engine form: float16 as widened float32 values); both engines get the same public tensors. */
 export async function runBoth(bytes: Uint8Array, feeds: Record<string, NdArray>) {
   const ours = await InferenceSession.create(bytes);
   const ref = await ort.InferenceSession.create(bytes);
-  const mine = await ours.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new Tensor(v.dtype, v.data, v.shape)])));
-  const theirs = await ref.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor(v.dtype as never, v.data as never, v.shape as number[])])));
+  // toTensor gives the public form both engines take (float16 as Uint16Array bit patterns).
+  const pub = Object.entries(feeds).map(([k, v]) => [k, toTensor(v)] as const);
+  const mine = await ours.run(Object.fromEntries(pub));
+  const theirs = await ref.run(Object.fromEntries(pub.map(([k, t]) => [k, new ort.Tensor(t.type as never, t.data as never, t.dims as number[])])));
   return { mine, theirs };
 }
 
@@ -22,9 +24,8 @@ export async function expectMatchesOrt(bytes: Uint8Array, feeds: Record<string, 
   const tol = { rtol: opts.rtol ?? 1e-3, atol: opts.atol ?? 1e-4 };
   expect(Object.keys(mine).sort()).toEqual(Object.keys(theirs).sort());
   for (const [name, t] of Object.entries(theirs)) {
-    const exp = new NdArray(t.type as never, t.dims, t.data as never);
-    const got = mine[name] as Tensor;
-    const diff = compareValues(exp, new NdArray(got.type, got.dims, got.data as never), tol);
+    const exp = toNdArray(new Tensor(t.type as never, t.data as never, t.dims));
+    const diff = compareValues(exp, toNdArray(mine[name] as Tensor), tol);
     expect(diff, `output '${name}'`).toBeUndefined();
   }
 }
