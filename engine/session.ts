@@ -1,5 +1,5 @@
 // InferenceSession: the onnxruntime-web compatible entry point.
-import { InputError, LastmileError, UnsupportedOpError } from './errors.js';
+import { InputError, LastmileError, ModelLoadError, UnsupportedOpError } from './errors.js';
 import { execute, type ExecHooks } from './execute.js';
 import type { Dim, Model, TypeInfo, ValueInfo } from './graph.js';
 import { compile, type Plan } from './plan.js';
@@ -18,16 +18,22 @@ export interface SessionOptions {
   logSeverityLevel?: number;
 }
 
+/** As onnxruntime's: `shape` is [] when unknown, with '' for a dim that has neither a size nor a name. */
 export interface ValueMetadata {
   name: string;
   isTensor: boolean;
   type?: DType;
-  shape?: (number | string | null)[];
+  shape?: (number | string)[];
+  /** Lastmile's extra: the full declared or inferred type (sequences, optionals, unknown dims as null). */
   typeInfo?: TypeInfo;
 }
 
+/** onnxruntime's RunOptions (accepted, none changes how this engine runs) plus Lastmile's profiling hook. */
+export interface RunOptions extends ExecHooks { logSeverityLevel?: number; logVerbosityLevel?: number; terminate?: boolean; tag?: string }
+
 export type OutputValue = Tensor | Tensor[] | null;
 type FeedValue = Tensor | Tensor[] | null;
+type Fetches = readonly string[] | Record<string, unknown>;
 
 const BACKENDS = ['cpu'] as const;
 
@@ -38,6 +44,8 @@ export class InferenceSession {
   readonly outputMetadata: ValueMetadata[];
   readonly backend: string;
   private released = false;
+  /** Storage of the model's constants: an output holding one is copied, so callers cannot change the weights. */
+  private readonly constantData: Set<unknown>;
 
   private constructor(readonly model: Model, private readonly plan: Plan, backend: string, private readonly options: SessionOptions) {
     const inits = model.graph.initializers;
@@ -48,16 +56,25 @@ export class InferenceSession {
     this.inputMetadata = inputs.map((i) => metadata(i, i.type));
     this.outputMetadata = model.graph.outputs.map((o) => metadata(o, o.type?.kind === 'tensor' && o.type.shape ? o.type : types.get(o.name) ?? o.type));
     this.backend = backend;
+    this.constantData = new Set([...plan.constants.values()].map((v) => (v instanceof NdArray ? v.data : v)));
   }
 
-  static async create(model: string | Uint8Array | ArrayBuffer, options: SessionOptions = {}): Promise<InferenceSession> {
+  /** As onnxruntime-web: a path (Node only), bytes, or an ArrayBuffer with an optional byte range. */
+  static async create(model: string | Uint8Array, options?: SessionOptions): Promise<InferenceSession>;
+  static async create(buffer: ArrayBufferLike, options?: SessionOptions): Promise<InferenceSession>;
+  static async create(buffer: ArrayBufferLike, byteOffset: number, byteLength?: number, options?: SessionOptions): Promise<InferenceSession>;
+  static async create(model: string | Uint8Array | ArrayBufferLike, a?: SessionOptions | number, b?: number, c?: SessionOptions): Promise<InferenceSession> {
     let bytes: Uint8Array, baseDir: string | undefined, what = 'model';
     if (typeof model === 'string') {
       const [{ readFile }, { dirname }] = await Promise.all([import('node:fs/promises'), import('node:path')]);
-      try { bytes = await readFile(model); } catch (e) { throw new InputError(`cannot read model file '${model}': ${(e as Error).message}`); }
+      try { bytes = await readFile(model); } catch (e) { throw new ModelLoadError(`cannot read model file '${model}': ${(e as Error).message}`); }
       baseDir = dirname(model);
       what = model;
-    } else bytes = model instanceof ArrayBuffer ? new Uint8Array(model) : model;
+    } else if (model instanceof Uint8Array) bytes = model;
+    else if (model instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && model instanceof SharedArrayBuffer)) bytes = byteRange(model, a, b);
+    else throw new TypeError(`InferenceSession.create takes a path, a Uint8Array or an ArrayBuffer, got ${describeArg(model)}`);
+    const options = typeof a === 'number' ? c : a;
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`session options must be an object, got ${describeArg(options)}`);
     return InferenceSession.fromModel(loadModel(bytes, { baseDir, what }), options);
   }
 
@@ -67,18 +84,33 @@ export class InferenceSession {
     return new InferenceSession(model, plan, backend, options);
   }
 
-  async run(feeds: Record<string, FeedValue>, fetches?: string[] | Record<string, unknown>, hooks?: ExecHooks): Promise<Record<string, OutputValue>> {
-    return this.runSync(feeds, fetches, hooks);
+  /**
+   * As onnxruntime-web: `run(feeds, options?)` or `run(feeds, fetches, options?)`, where fetches is an
+   * array of output names or an object keyed by them.
+   */
+  async run(feeds: Record<string, FeedValue>, fetches?: Fetches | RunOptions, options?: RunOptions): Promise<Record<string, OutputValue>> {
+    return this.runSync(feeds, fetches, options);
   }
 
-  runSync(feeds: Record<string, FeedValue>, fetches?: string[] | Record<string, unknown>, hooks?: ExecHooks): Record<string, OutputValue> {
+  runSync(feeds: Record<string, FeedValue>, fetches?: Fetches | RunOptions, options?: RunOptions): Record<string, OutputValue> {
     if (this.released) throw new LastmileError('session was released');
-    const wanted = fetches === undefined ? this.outputNames : Array.isArray(fetches) ? fetches : Object.keys(fetches);
-    for (const w of wanted) if (!this.outputNames.includes(w)) throw new InputError(`unknown output '${w}'; the model's outputs are: ${this.outputNames.join(', ')}`);
-    const values = execute(this.plan, this.bindFeeds(feeds), undefined, hooks);
+    const [wanted, opts] = this.fetchesAndOptions(fetches, options);
+    const values = execute(this.plan, this.bindFeeds(feeds), undefined, opts);
     const out: Record<string, OutputValue> = {};
-    this.outputNames.forEach((n, i) => { if (wanted.includes(n)) out[n] = toOutput(values[i]); });
+    this.outputNames.forEach((n, i) => { if (wanted.includes(n)) out[n] = toOutput(values[i], this.constantData); });
     return out;
+  }
+
+  /** onnxruntime's rule: an object is fetches when one of its keys names an output, else it is run options. */
+  private fetchesAndOptions(fetches: Fetches | RunOptions | undefined, options: RunOptions | undefined): [readonly string[], RunOptions | undefined] {
+    if (fetches === undefined) return [this.outputNames, options];
+    if (typeof fetches !== 'object' || fetches === null || fetches instanceof Tensor) throw new InputError(`fetches must be an array of output names or an object keyed by them, got ${describeArg(fetches)}`);
+    const keys = Object.keys(fetches);
+    if (!Array.isArray(fetches) && !keys.some((k) => this.outputNames.includes(k))) return [this.outputNames, fetches as RunOptions];
+    const names = Array.isArray(fetches) ? (fetches as string[]) : keys;
+    if (names.length === 0) throw new InputError('fetches is empty; name at least one output');
+    for (const w of names) if (!this.outputNames.includes(w)) throw new InputError(`unknown output '${w}'; the model's outputs are: ${this.outputNames.join(', ')}`);
+    return [names, options];
   }
 
   /** Runs on engine values without conversion or feed checks (the conformance runner's entry). */
@@ -90,7 +122,7 @@ export class InferenceSession {
   async release(): Promise<void> { this.released = true; }
 
   private bindFeeds(feeds: Record<string, FeedValue>): Map<string, Value> {
-    if (feeds === null || typeof feeds !== 'object') throw new InputError('feeds must be an object mapping input names to tensors');
+    if (feeds === null || typeof feeds !== 'object' || Array.isArray(feeds) || feeds instanceof Tensor) throw new InputError(`feeds must be an object mapping input names to tensors, got ${describeArg(feeds)}`);
     const declared = new Map(this.model.graph.inputs.map((i) => [i.name, i]));
     for (const k of Object.keys(feeds)) {
       if (!declared.has(k)) throw new InputError(`unknown input '${k}'; the model's inputs are: ${this.inputNames.join(', ') || '(none)'}`);
@@ -116,9 +148,19 @@ function pickBackend(eps: SessionOptions['executionProviders']): string {
 }
 
 function metadata(v: ValueInfo, t: TypeInfo | undefined): ValueMetadata {
-  const isTensor = !t || t.kind === 'tensor';
-  return { name: v.name, isTensor, type: t?.kind === 'tensor' ? t.dtype : undefined, shape: t?.kind === 'tensor' ? t.shape : undefined, typeInfo: t };
+  if (t && t.kind !== 'tensor') return { name: v.name, isTensor: false, typeInfo: t };
+  return { name: v.name, isTensor: true, type: t?.dtype, shape: (t?.shape ?? []).map((d) => d ?? ''), typeInfo: t };
 }
+
+function byteRange(buf: ArrayBufferLike, offset?: unknown, length?: unknown): Uint8Array {
+  if (typeof offset !== 'number') return new Uint8Array(buf);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset >= buf.byteLength) throw new RangeError(`byteOffset ${offset} is outside [0, ${buf.byteLength})`);
+  const len = length ?? buf.byteLength - offset;
+  if (typeof len !== 'number' || !Number.isSafeInteger(len) || len <= 0 || offset + len > buf.byteLength) throw new RangeError(`byteLength ${len} is outside (0, ${buf.byteLength - offset}]`);
+  return new Uint8Array(buf, offset, len);
+}
+
+const describeArg = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? (v as object).constructor?.name ?? 'an object' : typeof v);
 
 export function describeType(t: TypeInfo | undefined): string {
   if (!t) return 'a value';
@@ -136,7 +178,7 @@ function checkFeed(info: ValueInfo, feed: FeedValue, dims: Map<string, { value: 
   const t = info.type;
   const err = (msg: string) => new InputError(`input '${info.name}': ${msg}`);
   if (t?.kind === 'sequence') {
-    if (!Array.isArray(feed)) throw err(`expected ${describeType(t)}, got ${typeof feed}`);
+    if (!Array.isArray(feed)) throw err(`expected ${describeType(t)} (an array of tensors), got ${describeArg(feed)}`);
     return new Seq(feed.map((x) => checkTensor(x, t.elem, info.name, dims)), t.elem?.kind === 'tensor' ? t.elem.dtype : undefined);
   }
   if (t?.kind === 'optional') {
@@ -149,8 +191,10 @@ function checkFeed(info: ValueInfo, feed: FeedValue, dims: Map<string, { value: 
 
 function checkTensor(feed: unknown, t: TypeInfo | undefined, name: string, dims: Map<string, { value: number; from: string }>): NdArray {
   const err = (msg: string) => new InputError(`input '${name}': ${msg}`);
-  if (!isTensorLike(feed)) throw err(`expected ${describeType(t)}, got ${feed === null ? 'null' : typeof feed}`);
-  const tensor = feed instanceof Tensor ? feed : new Tensor(feed.type, feed.data, feed.dims);
+  if (!isTensorLike(feed)) throw err(`expected ${describeType(t)}, got ${describeArg(feed)}`);
+  // Tensors from another library (onnxruntime-web's, say) are re-checked by our constructor.
+  let tensor: Tensor;
+  try { tensor = feed instanceof Tensor ? feed : new Tensor(feed.type, feed.data, feed.dims); } catch (e) { throw err((e as Error).message); }
   if (t?.kind === 'tensor') {
     if (t.dtype && tensor.type !== t.dtype) throw err(`expected dtype ${t.dtype}, got ${tensor.type}`);
     if (t.shape) checkShape(t.shape, tensor.dims, name, dims);
@@ -171,8 +215,9 @@ function checkShape(shape: Dim[], got: readonly number[], name: string, dims: Ma
   });
 }
 
-function toOutput(v: Value): OutputValue {
-  if (v instanceof NdArray) return toTensor(v);
-  if (v instanceof Seq) return v.items.map(toTensor);
-  return v.value === null ? null : toOutput(v.value) as OutputValue;
+function toOutput(v: Value, constants: Set<unknown>): OutputValue {
+  const one = (a: NdArray) => toTensor(constants.has(a.data) ? new NdArray(a.dtype, a.shape, a.data.slice()) : a);
+  if (v instanceof NdArray) return one(v);
+  if (v instanceof Seq) return v.items.map(one);
+  return v.value === null ? null : toOutput(v.value, constants);
 }

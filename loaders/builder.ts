@@ -3,10 +3,9 @@
 //   const x = g.input('x', 'float32', ['batch', 4]);
 //   g.output(g.node('Relu', [x]), 'float32');
 //   const bytes = g.model({ opset: 17 });
-import { isBigInt, NARROW_FLOATS, onnxCode, type DType } from '../engine/dtype.js';
+import { onnxCode, type DType } from '../engine/dtype.js';
 import type { Dim } from '../engine/graph.js';
-import { NdArray } from '../engine/tensor.js';
-import { numberToBf16, numberToF16 } from '../kernels/cpu/minifloat.js';
+import { NdArray, toTensor } from '../engine/tensor.js';
 import { Msg } from './onnx-schema.js';
 
 type Any = any;
@@ -77,20 +76,10 @@ export function tensorProto(a: NdArray, name = ''): Any {
   return { ...base, raw_data: rawBytes(a) };
 }
 
+/** ONNX raw_data is the public tensor form's bytes: float16 and float8 bit patterns, sub-byte types packed. */
 function rawBytes(a: NdArray): Uint8Array {
-  const n = a.size, src = a.data as ArrayLike<number | bigint>;
-  if (a.dtype === 'float16' || a.dtype === 'bfloat16') {
-    const enc = a.dtype === 'float16' ? numberToF16 : numberToBf16, out = new Uint16Array(n);
-    for (let i = 0; i < n; i++) out[i] = enc(Number(src[i]));
-    return new Uint8Array(out.buffer);
-  }
-  if (NARROW_FLOATS.has(a.dtype) || ['int4', 'uint4', 'int2', 'uint2'].includes(a.dtype)) throw new Error(`builder: raw encoding of ${a.dtype} is not supported`);
-  const typed = ArrayBuffer.isView(src) ? (src as unknown as ArrayBufferView) : NdArray.zeros(a.dtype, a.shape).data as unknown as ArrayBufferView;
-  if (!ArrayBuffer.isView(src)) {
-    const t = typed as unknown as (number | bigint)[];
-    for (let i = 0; i < n; i++) t[i] = isBigInt(a.dtype) ? BigInt(src[i]) : Number(src[i]);
-  }
-  return new Uint8Array(typed.buffer.slice(typed.byteOffset, typed.byteOffset + typed.byteLength));
+  const d = toTensor(a).data as ArrayBufferView;
+  return new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
 }
 
 function attribute(name: string, v: AttrInput): Any {

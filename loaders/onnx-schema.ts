@@ -122,6 +122,8 @@ message Optional {
 `;
 
 const root = protobuf.parse(SCHEMA, { keepCase: true }).root;
+/** Decoding refuses messages nested deeper than this (protobufjs's limit, as protoc's). */
+export const MAX_NESTING: number = protobuf.util.recursionLimit;
 export const Msg = {
   Model: root.lookupType('lm.Model'),
   Tensor: root.lookupType('lm.Tensor'),

@@ -4,7 +4,7 @@ import { dtypeFromOnnx } from '../engine/dtype.js';
 import { ModelLoadError } from '../engine/errors.js';
 import { funcKey, normDomain, type Attr, type Dim, type FunctionDef, type Graph, type Model, type Node, type TypeInfo, type ValueInfo } from '../engine/graph.js';
 import type { Value } from '../engine/tensor.js';
-import { Msg } from './onnx-schema.js';
+import { MAX_NESTING, Msg } from './onnx-schema.js';
 import { decodeSparse, decodeTensor, num, utf8, type LoadContext } from './tensor-proto.js';
 
 type Any = any; // decoded protobuf messages
@@ -33,6 +33,8 @@ export function loadModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
     for (const f of m.functions as Any[]) {
       const fd = readFunction(f, ctx);
       functions.set(funcKey(fd.domain, fd.name), fd);
+      // Inlined bodies run under the model's imports: add the domains only a function imports.
+      for (const [d, v] of fd.opsets) if (!opsets.has(d)) opsets.set(d, v);
     }
     return {
       irVersion: ir,
@@ -48,16 +50,21 @@ export function loadModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
   }
 }
 
-const describe = (e: unknown) => (e instanceof RangeError && /call stack/.test(e.message) ? 'nesting too deep' : (e as Error)?.message ?? String(e));
+// protobufjs refuses messages nested deeper than MAX_NESTING, which also bounds how deep subgraphs
+// (3 messages per level: Graph > Node > Attribute > Graph) can recurse in every later stage.
+const describe = (e: unknown) => ((e as Error)?.message === 'max depth exceeded' ? `messages nest deeper than ${MAX_NESTING} levels` : (e as Error)?.message ?? String(e));
 
 function readOpsets(list: Any[]): Map<string, number> {
   return new Map(list.map((o) => [normDomain(o.domain), num(o.version)]));
 }
 
 export function readGraph(g: Any, ctx: LoadContext, path: string): Graph {
-  const initializers = new Map<string, Value>();
-  for (const t of g.initializer as Any[]) initializers.set(t.name, decodeTensor(t, { ...ctx, what: `${ctx.what}: ${path}` }));
-  for (const s of g.sparse_initializer as Any[]) initializers.set(s.values?.name ?? '', decodeSparse(s, { ...ctx, what: `${ctx.what}: ${path}` }));
+  const initializers = new Map<string, Value>(), here = { ...ctx, what: `${ctx.what}: ${path}` };
+  for (const t of g.initializer as Any[]) initializers.set(t.name, decodeTensor(t, here));
+  for (const s of g.sparse_initializer as Any[]) {
+    if (!s.values?.name) throw new ModelLoadError(`${here.what}: sparse initializer without a name (its values tensor must be named)`);
+    initializers.set(s.values.name, decodeSparse(s, here));
+  }
   const nodes = (g.node as Any[]).map((n, i) => readNode(n, i, ctx, path));
   const valueInfo = new Map<string, TypeInfo>();
   for (const v of g.value_info as Any[]) { const t = readType(v.type); if (t) valueInfo.set(v.name, t); }
@@ -80,9 +87,10 @@ function readNode(n: Any, i: number, ctx: LoadContext, path: string): Node {
   return { name, opType, domain: normDomain(n.domain), inputs: [...n.input], outputs: [...n.output], attrs };
 }
 
+// SPARSE_TENSORS (12) is read as 'tensors': sparse values are densified on load.
 const ATTR_TYPES: Record<number, Attr['type']> = {
   1: 'float', 2: 'int', 3: 'string', 4: 'tensor', 5: 'graph', 6: 'floats', 7: 'ints', 8: 'strings',
-  9: 'tensors', 10: 'graphs', 11: 'sparse_tensor', 13: 'type_proto', 14: 'type_protos',
+  9: 'tensors', 10: 'graphs', 11: 'sparse_tensor', 12: 'tensors', 13: 'type_proto', 14: 'type_protos',
 };
 
 function readAttr(a: Any, ctx: LoadContext, path: string): Attr {
@@ -94,20 +102,22 @@ function readAttr(a: Any, ctx: LoadContext, path: string): Attr {
       : a.floats.length ? 'floats' : a.ints.length ? 'ints' : a.strings.length ? 'strings' : a.tensors.length ? 'tensors'
       : a.graphs.length ? 'graphs' : 'undefined';
   }
+  const here = { ...ctx, what: `${ctx.what}: ${path} attribute '${a.name}'` };
+  const need = (f: string) => (set(f) ? a[f] : fail(`${here.what} of type ${type} has no value`));
   const sub = (g: Any, k: number | string) => readGraph(g, ctx, `${path}.${a.name}${k === '' ? '' : '[' + k + ']'}`);
   const value = (() => {
     switch (type) {
       case 'float': return a.f ?? 0;
       case 'int': return num(a.i);
       case 'string': return utf8(a.s ?? '');
-      case 'tensor': return decodeTensor(a.t ?? {}, { ...ctx, what: `${ctx.what}: ${path} attribute ${a.name}` });
-      case 'graph': return sub(a.g ?? {}, '');
+      case 'tensor': return decodeTensor(need('t'), here);
+      case 'graph': return sub(need('g'), '');
       case 'floats': return [...a.floats];
       case 'ints': return (a.ints as Any[]).map(num);
       case 'strings': return (a.strings as Uint8Array[]).map(utf8);
-      case 'tensors': return (a.tensors as Any[]).map((t) => decodeTensor(t, ctx));
+      case 'tensors': return [...(a.tensors as Any[]).map((t) => decodeTensor(t, here)), ...(a.sparse_tensors as Any[]).map((t) => decodeSparse(t, here))];
       case 'graphs': return (a.graphs as Any[]).map(sub);
-      case 'sparse_tensor': return decodeSparse(a.sparse_tensor ?? {}, ctx);
+      case 'sparse_tensor': return decodeSparse(need('sparse_tensor'), here);
       case 'type_proto': return readType(a.tp) ?? { kind: 'tensor' as const };
       case 'type_protos': return (a.type_protos as Any[]).map((t) => readType(t) ?? { kind: 'tensor' as const });
       default: return 0;
@@ -115,6 +125,8 @@ function readAttr(a: Any, ctx: LoadContext, path: string): Attr {
   })();
   return { name: a.name, type, value, ref: a.ref_attr_name || undefined };
 }
+
+const fail = (msg: string): never => { throw new ModelLoadError(msg); };
 
 function readValueInfo(v: Any): ValueInfo {
   return { name: v.name, type: readType(v.type) };
@@ -132,11 +144,17 @@ export function readType(t: Any): TypeInfo | undefined {
 
 function readShape(s: Any): Dim[] | undefined {
   if (!s) return undefined;
-  return (s.dim as Any[]).map((d): Dim => (d.dim_param ? d.dim_param : Object.prototype.hasOwnProperty.call(d, 'dim_value') && d.dim_value != null ? num(d.dim_value) : null));
+  // A negative dim_value (some exporters write -1) means unknown, like an absent one.
+  return (s.dim as Any[]).map((d): Dim => {
+    if (d.dim_param) return d.dim_param;
+    const v = Object.prototype.hasOwnProperty.call(d, 'dim_value') && d.dim_value != null ? num(d.dim_value) : -1;
+    return v >= 0 ? v : null;
+  });
 }
 
 function readFunction(f: Any, ctx: LoadContext): FunctionDef {
-  const path = `function ${f.name}`;
+  if (!f.name) throw new ModelLoadError(`${ctx.what}: a model-local function has no name`);
+  const path = `function ${f.domain ? f.domain + '.' : ''}${f.name}`;
   const attrDefaults = new Map<string, Attr>();
   for (const a of f.attribute_proto as Any[]) attrDefaults.set(a.name, readAttr(a, ctx, path));
   return {

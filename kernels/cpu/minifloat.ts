@@ -41,10 +41,10 @@ export function numberToBf16(x: number): number {
 export interface MiniFormat {
   bits: 4 | 8;
   decode: Float64Array; // value of every bit pattern (NaN where NaN)
-  nan: number;          // canonical NaN pattern (-1 when the format has none)
+  nan: number;          // canonical (quiet, positive) NaN pattern; -1 when the format has none
   inf: number;          // +inf pattern (-1 when none)
   maxFinite: number;
-  negZero: boolean;     // whether -0 is representable
+  negZero: boolean;     // whether -0 (and so a sign on NaN) is representable
   /** ascending non-negative finite values with their patterns, for encoding */
   sorted: { v: number; p: number }[];
 }
@@ -62,7 +62,8 @@ function makeFormat(bits: 4 | 8, ebits: number, bias: number, kind: 'ieee' | 'fn
     if (kind === 'fnuz' && p === 0x80) v = NaN;
     decode[p] = sgn * v;
   }
-  if (kind === 'ieee') { inf = ((1 << ebits) - 1) << mbits; nan = inf | 1; }
+  // IEEE quiet NaN: the top mantissa bit set, as truncating a float32 quiet NaN gives.
+  if (kind === 'ieee') { inf = ((1 << ebits) - 1) << mbits; nan = inf | (1 << (mbits - 1)); }
   if (kind === 'fn') nan = 0x7f;
   if (kind === 'fnuz') nan = 0x80;
   if (kind === 'e8m0') nan = 0xff;
@@ -83,38 +84,63 @@ export const FORMATS = {
 };
 export type MiniName = keyof typeof FORMATS;
 
-/** Encode with round-to-nearest-even; saturate clamps out-of-range values (and inf) to the largest finite. */
-export function encodeMini(fmt: MiniFormat, x: number, saturate = true): number {
-  const signBit = fmt === FORMATS.float8e8m0 ? 0 : 1 << (fmt.bits - 1);
-  if (Number.isNaN(x)) return fmt.nan >= 0 ? fmt.nan : 0;
-  const neg = x < 0 || Object.is(x, -0);
-  const a = Math.abs(x), s = fmt.sorted;
-  const withSign = (p: number) => (neg && fmt.negZero || (neg && p !== 0) ? (p | signBit) : p);
-  if (a > fmt.maxFinite) {
-    const last = s[s.length - 1];
-    // Values that round down to max stay finite even without saturation.
-    const step = last.v - s[s.length - 2].v;
-    if (a === Infinity || a >= last.v + step / 2) {
-      if (saturate) return withSign(last.p);
-      if (fmt.inf >= 0) return withSign(fmt.inf);
-      return fmt.nan >= 0 ? (fmt === FORMATS.float8e4m3fn && neg ? fmt.nan | signBit : fmt.nan) : withSign(last.p);
-    }
-    return withSign(last.p);
+/** Cast's round_mode for float8e8m0: away from zero, towards zero, or nearest with ties up. */
+export type E8M0Round = 'up' | 'down' | 'nearest';
+
+const f64 = new Float64Array(1);
+const hi32 = new Uint32Array(f64.buffer);
+/** The sign bit of x, NaN included (Math.sign cannot see it). */
+const signBit = (x: number) => { f64[0] = x; return hi32[1] >>> 31 === 1; };
+
+/**
+ * Encode x with round-to-nearest-even (Cast's tables). `saturate` clamps out-of-range values and
+ * infinities to the largest finite value; without it they become inf where the format has one, else NaN.
+ * `round` only applies to float8e8m0.
+ */
+export function encodeMini(fmt: MiniFormat, x: number, saturate = true, round: E8M0Round = 'up'): number {
+  if (fmt === FORMATS.float8e8m0) return encodeE8M0(x, saturate, round);
+  const sign = 1 << (fmt.bits - 1), neg = signBit(x);
+  // float4e2m1 has no NaN: the reference conversion gives -0 for it.
+  if (Number.isNaN(x)) return fmt.nan < 0 ? sign : fmt.negZero && neg ? fmt.nan | sign : fmt.nan;
+  const a = Math.abs(x), s = fmt.sorted, top = s[s.length - 1];
+  const withSign = (p: number) => (neg && (p !== 0 || fmt.negZero) ? p | sign : p);
+  if (a > top.v) {
+    // The next value up would be top + step; a tie goes to the even pattern of the two.
+    const mid = top.v + (top.v - s[s.length - 2].v) / 2;
+    if (a < mid || (a === mid && !(top.p & 1))) return withSign(top.p);
+    if (saturate || fmt.nan < 0) return withSign(top.p);
+    if (fmt.inf >= 0) return withSign(fmt.inf);
+    return fmt.negZero && neg ? fmt.nan | sign : fmt.nan;
   }
   let lo = 0, hi = s.length - 1;
-  while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (s[mid].v <= a) lo = mid; else hi = mid; }
+  while (hi - lo > 1) { const m = (lo + hi) >> 1; if (s[m].v <= a) lo = m; else hi = m; }
   const d0 = a - s[lo].v, d1 = s[hi].v - a;
-  let pick = d0 < d1 ? s[lo] : d1 < d0 ? s[hi] : (s[lo].p & 1 ? s[hi] : s[lo]);
-  if (a < s[0].v) pick = s[0];
-  if (pick.v === 0 && !fmt.negZero) return 0;
-  return withSign(pick.p);
+  return withSign((d0 < d1 ? s[lo] : d1 < d0 ? s[hi] : s[lo].p & 1 ? s[hi] : s[lo]).p);
 }
 
-/** Round float32 storage to the value set of a narrow type, in place. */
+/** float8e8m0 holds 2^(p-127) for p in 0..254 and NaN at 255; it has no sign, zero or infinity. */
+function encodeE8M0(x: number, saturate: boolean, round: E8M0Round): number {
+  const a = Math.abs(x);
+  if (Number.isNaN(a)) return 0xff;
+  if (a === Infinity) return saturate ? 254 : 0xff;
+  let k = a === 0 ? -Infinity : Math.floor(Math.log2(a));
+  if (2 ** k > a) k--; else if (2 ** (k + 1) <= a) k++; // log2 can be one ulp off near powers of two
+  const up = 2 ** k !== a && (round === 'up' || (round === 'nearest' && a >= 1.5 * 2 ** k));
+  const p = k + 127 + (up ? 1 : 0);
+  if (p > 254) return saturate ? 254 : 0xff;
+  if (p < 0) return saturate ? 0 : 0xff;
+  return p;
+}
+
+/**
+ * Round float32 storage to the value set of a narrow type, in place. Like float16 arithmetic it does not
+ * saturate: every value of the type (an infinity included) is left as it is, and overflow goes to
+ * infinity or NaN. Saturation is Cast's choice, made before this runs.
+ */
 export function roundInPlace(name: string, data: Float32Array): void {
   if (name === 'float16') { for (let i = 0; i < data.length; i++) data[i] = f16ToNumber(numberToF16(data[i])); return; }
   if (name === 'bfloat16') { for (let i = 0; i < data.length; i++) data[i] = bf16ToNumber(numberToBf16(data[i])); return; }
   const fmt = FORMATS[name as MiniName];
   if (!fmt) return;
-  for (let i = 0; i < data.length; i++) data[i] = fmt.decode[encodeMini(fmt, data[i])];
+  for (let i = 0; i < data.length; i++) data[i] = fmt.decode[encodeMini(fmt, data[i], false, 'nearest')];
 }
