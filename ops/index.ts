@@ -22,3 +22,8 @@ import './attention.js';
 import './loss.js';
 import './quantize.js';
 import './image.js';
+import './strings.js';
+import './signal.js';
+import './ml.js';
+import './training.js';
+import './random.js';
