@@ -56,7 +56,9 @@ export class InferenceSession {
     this.inputMetadata = inputs.map((i) => metadata(i, i.type));
     this.outputMetadata = model.graph.outputs.map((o) => metadata(o, o.type?.kind === 'tensor' && o.type.shape ? o.type : types.get(o.name) ?? o.type));
     this.backend = backend;
-    this.constantData = new Set([...plan.constants.values()].map((v) => (v instanceof NdArray ? v.data : v)));
+    // Initializers and Constant nodes' tensors both live as long as the session.
+    const constants = [...plan.constants.values(), ...plan.steps.filter((s) => s.node.opType === 'Constant').flatMap((s) => [...s.node.attrs.values()].map((a) => a.value))];
+    this.constantData = new Set(constants.map((v) => (v instanceof NdArray ? v.data : v)));
   }
 
   /** As onnxruntime-web: a path (Node only), bytes, or an ArrayBuffer with an optional byte range. */
