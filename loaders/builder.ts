@@ -14,8 +14,8 @@ type Any = any;
 export const float = (v: number) => ({ __float: v });
 export const floats = (v: number[]) => ({ __floats: v });
 export type AttrInput =
-  | number | string | number[] | string[] | NdArray | GraphBuilder | GraphBuilder[]
-  | { __float: number } | { __floats: number[] };
+  | number | string | readonly number[] | readonly string[] | NdArray | GraphBuilder | readonly GraphBuilder[]
+  | { __float: number } | { __floats: readonly number[] };
 
 export interface TypeSpec { dtype: DType; shape?: Dim[] }
 
@@ -45,11 +45,12 @@ export class GraphBuilder {
     return name;
   }
   /** Adds a node; returns its output names (`outputs` count or names). */
-  node(op: string, inputs: string[], attrs: Record<string, AttrInput> = {}, outputs: number | string[] = 1, domain = ''): string[] & { 0: string } {
+  node(op: string, inputs: string[], attrs: Readonly<Record<string, AttrInput | undefined>> = {}, outputs: number | string[] = 1, domain = ''): string[] & { 0: string } {
     const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, (_, i) => `${op.toLowerCase()}_${uid++}${i ? '_' + i : ''}`) : outputs;
     this.nodes.push({
       op_type: op, domain, name: `${op}_${this.nodes.length}`, input: inputs, output: outs,
-      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      // An undefined value leaves the attribute out, so callers can spread optional ones.
+      attribute: Object.entries(attrs).filter(([, v]) => v !== undefined).map(([k, v]) => attribute(k, v!)),
     });
     return outs as string[] & { 0: string };
   }
@@ -94,7 +95,7 @@ function attribute(name: string, v: AttrInput): Any {
     return nums.every(Number.isInteger) ? { name, type: 7, ints: nums } : { name, type: 6, floats: nums };
   }
   if ('__float' in v) return { name, type: 1, f: v.__float };
-  return { name, type: 6, floats: v.__floats };
+  return { name, type: 6, floats: (v as { __floats: readonly number[] }).__floats };
 }
 
 /** Convenience: a float32 NdArray from a shape and values. */

@@ -4,7 +4,7 @@ import { NdArray } from '../engine/tensor.js';
 import { InferenceSession, Tensor } from '../index.js';
 import { expectMatchesOrt, randomF32, rng } from './helpers/oracle.js';
 
-function model(op: string, x: NdArray, attrs: Record<string, number>, opset: number) {
+function model(op: string, x: NdArray, attrs: Record<string, number | undefined>, opset: number) {
   const g = new GraphBuilder();
   g.output(g.node(op, [g.input('x', x.dtype, [...x.shape])], attrs)[0], x.dtype);
   return g.model({ opset });

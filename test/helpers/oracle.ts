@@ -42,7 +42,7 @@ export function rng(seed = 1) {
   };
 }
 
-export function randomF32(shape: number[], r = rng(), lo = -1, hi = 1): NdArray {
+export function randomF32(shape: number[], r = rng(), lo = -1, hi = 1): NdArray & { data: Float32Array } {
   const n = shape.reduce((a, b) => a * b, 1);
-  return new NdArray('float32', shape, Float32Array.from({ length: n }, () => r.float(lo, hi)));
+  return new NdArray('float32', shape, Float32Array.from({ length: n }, () => r.float(lo, hi))) as NdArray & { data: Float32Array };
 }
