@@ -2,13 +2,12 @@
 // cache, softcap), RotaryEmbedding, LinearAttention, CausalConvWithState and SwiGLU.
 import { isBigInt, type DType } from '../engine/dtype.js';
 import type { Dim } from '../engine/graph.js';
-import { NdArray, sizeOf, type Value } from '../engine/tensor.js';
+import { NdArray, type Value } from '../engine/tensor.js';
 import * as K from '../kernels/cpu/attention.js';
-import { sigmoidOf } from '../kernels/cpu/elementwise.js';
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from '../kernels/cpu/minifloat.js';
 import { FLOAT, typedInput } from './elementwise.js';
 import { dtypeOf, sameAsInput, shapeOf, tensorType } from './infer-rules.js';
-import { type Attrs, fail, optTensor, register, type RunCtx } from './registry.js';
+import { type Attrs, fail, optTensor, register, tensorAt, type RunCtx } from './registry.js';
 
 type Ins = (Value | undefined)[];
 type Floats = Float32Array | Float64Array;
@@ -19,12 +18,14 @@ const arith = (f: (x: number, y: number) => number) => (x: Dim | undefined, y: D
   (typeof x === 'number' && typeof y === 'number' ? f(x, y) : null);
 const mul = arith((x, y) => x * y), div = arith((x, y) => x / y), add = arith((x, y) => x + y);
 
-/** Optional float input i that must share `ref`'s dtype. */
-function floatLike(ins: Ins, i: number, name: string, ref: NdArray, refName: string, ctx: RunCtx): NdArray | undefined {
+/** Optional input i checked to share `ref`'s dtype. */
+function optLike(ins: Ins, i: number, name: string, ref: NdArray, refName: string, ctx: RunCtx): NdArray | undefined {
   const t = optTensor(ins, i, ctx);
   if (t && t.dtype !== ref.dtype) fail(ctx, `input ${i} (${name}) has dtype ${t.dtype}; expected ${ref.dtype}, the dtype of ${refName}`);
   return t;
 }
+const like = (ins: Ins, i: number, name: string, ref: NdArray, refName: string, ctx: RunCtx): NdArray =>
+  optLike(ins, i, name, ref, refName, ctx) ?? tensorAt(ins, i, ctx);
 
 function expectShape(t: NdArray, want: readonly number[], what: string, ctx: RunCtx): void {
   if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) fail(ctx, `${what} should have shape [${want}], got [${t.shape}]`);
@@ -67,8 +68,9 @@ function attnAttrs(a: Attrs, opset: number): AttnAttrs {
 
 /** The mask right-aligned to [B, Hq, S, width]: broadcast dims get stride 0; width may fall short of T. */
 function maskOf(m: NdArray, full: number[], T: number, ctx: RunCtx): K.Masking['mask'] {
-  const r = m.shape.length, dims = [...new Array<number>(4 - r).fill(1), ...m.shape];
+  const r = m.shape.length;
   if (r < 1 || r > 4) fail(ctx, `input 3 (attn_mask) should have rank 1 to 4, got shape [${m.shape}]`);
+  const dims = [...new Array<number>(4 - r).fill(1), ...m.shape];
   const width = dims[3];
   if (width > T || dims.slice(0, 3).some((d, i) => d !== 1 && d !== full[i])) {
     fail(ctx, `input 3 (attn_mask) of shape [${m.shape}] does not broadcast to [${full},${T}] (its last dim may be shorter than ${T})`);
@@ -94,16 +96,16 @@ register({
     ];
   },
   run: (ins, at: AttnAttrs, ctx) => {
-    const q = typedInput(ins, 0, FLOAT, ctx), k = floatLike(ins, 1, 'K', q, 'Q', ctx)!, v = typedInput(ins, 2, FLOAT, ctx);
+    const q = typedInput(ins, 0, FLOAT, ctx), k = like(ins, 1, 'K', q, 'Q', ctx), v = typedInput(ins, 2, FLOAT, ctx);
     const Q = headsOf(q, 'input 0 (Q)', at.qHeads, 'q_num_heads', ctx);
     const Kh = headsOf(k, 'input 1 (K)', at.kvHeads, 'kv_num_heads', ctx), V = headsOf(v, 'input 2 (V)', at.kvHeads, 'kv_num_heads', ctx);
     const B = Q.batch, Hq = Q.heads, Hkv = Kh.heads, S = Q.seq, L = Kh.seq, D = Q.dim, Dv = V.dim;
     if (Kh.batch !== B || V.batch !== B) fail(ctx, `Q, K and V should share the batch size, got ${B}, ${Kh.batch} and ${V.batch}`);
     if (V.heads !== Hkv || V.seq !== L) fail(ctx, `K and V should share heads and sequence length, got ${Hkv}x${L} and ${V.heads}x${V.seq}`);
     if (Kh.dim !== D) fail(ctx, `K head size ${Kh.dim} should equal Q head size ${D}`);
-    if (Hq % Hkv) fail(ctx, `q_num_heads ${Hq} should be a multiple of kv_num_heads ${Hkv}`);
+    if (Hq % Hkv || (Hkv === 0 && Hq > 0)) fail(ctx, `q_num_heads ${Hq} should be a multiple of kv_num_heads ${Hkv}`);
 
-    const pk = floatLike(ins, 4, 'past_key', q, 'Q', ctx), pv = floatLike(ins, 5, 'past_value', v, 'V', ctx);
+    const pk = optLike(ins, 4, 'past_key', q, 'Q', ctx), pv = optLike(ins, 5, 'past_value', v, 'V', ctx);
     if (!pk !== !pv) fail(ctx, 'past_key and past_value should be given together');
     const P = pk ? pk.shape[2] : 0, T = P + L;
     if (pk) { expectShape(pk, [B, Hkv, P, D], 'input 4 (past_key)', ctx); expectShape(pv!, [B, Hkv, P, Dv], 'input 5 (past_value)', ctx); }
@@ -116,8 +118,9 @@ register({
     const cache = pk || wants(ctx, 1) || wants(ctx, 2);
     const presentK = cache ? present(k, pk, Kh.view, D) : undefined, presentV = cache ? present(v, pv, V.view, Dv) : undefined;
 
-    const np = optTensor(ins, 6, ctx), valid = np?.numbers();
+    const np = optTensor(ins, 6, ctx);
     if (np && (np.dtype !== 'int64' || np.shape.length !== 1 || np.shape[0] !== B)) fail(ctx, `input 6 (nonpad_kv_seqlen) should be int64 of shape [${B}], got ${np.dtype} [${np.shape}]`);
+    const valid = np?.numbers();
     if (valid?.some((n) => n < 0 || n > T)) fail(ctx, `input 6 (nonpad_kv_seqlen) values should lie in [0, ${T}], got [${valid}]`);
     const m = optTensor(ins, 3, ctx);
     const masking: K.Masking = {
@@ -152,7 +155,7 @@ register({
   op: 'RotaryEmbedding', since: 23, infer: sameAsInput,
   attrs: (a): RopeAttrs => ({ interleaved: a.int('interleaved', 0) !== 0, heads: optInt(a, 'num_heads'), rotDim: a.int('rotary_embedding_dim', 0) }),
   run: (ins, at: RopeAttrs, ctx) => {
-    const x = typedInput(ins, 0, FLOAT, ctx), cos = floatLike(ins, 1, 'cos_cache', x, 'X', ctx)!, sin = floatLike(ins, 2, 'sin_cache', x, 'X', ctx)!;
+    const x = typedInput(ins, 0, FLOAT, ctx), cos = like(ins, 1, 'cos_cache', x, 'X', ctx), sin = like(ins, 2, 'sin_cache', x, 'X', ctx);
     const pos = optTensor(ins, 3, ctx);
     // A 4-D input is [B, H, S, D]; a 3-D one is [B, S, H*D].
     const h = headsOf(x, 'input 0 (X)', at.heads, 'num_heads', ctx), B = h.batch, S = h.seq, rotDim = at.rotDim || h.dim, half = rotDim / 2;
@@ -163,8 +166,9 @@ register({
       if (pos.dtype !== 'int64') fail(ctx, `input 3 (position_ids) should be int64, got ${pos.dtype}`);
       expectShape(pos, [B, S], 'input 3 (position_ids)', ctx);
       expectShape(cos, [n, half], 'input 1 (cos_cache)', ctx);
-      rows = pos.numbers();
-      if (Array.prototype.some.call(rows, (p: number) => p < 0 || p >= n)) fail(ctx, `input 3 (position_ids) values should lie in [0, ${n}), the rows of cos_cache`);
+      const ids = pos.numbers();
+      if (ids.some((p) => p < 0 || p >= n)) fail(ctx, `input 3 (position_ids) values should lie in [0, ${n}), the rows of cos_cache`);
+      rows = ids;
     } else {
       expectShape(cos, [B, S, half], 'input 1 (cos_cache) without position_ids', ctx);
       rows = Array.from({ length: B * S }, (_, i) => i);
@@ -196,7 +200,7 @@ register({
     return [tensorType(dtypeOf(ins[0]), q && [q[0], q[1], mul(at.qHeads, dv)]), tensorType(dtypeOf(ins[3]) ?? dtypeOf(ins[0]), q && [q[0], at.kvHeads, dk, dv])];
   },
   run: (ins, at: LinAttrs, ctx) => {
-    const q = typedInput(ins, 0, FLOAT, ctx), k = floatLike(ins, 1, 'key', q, 'query', ctx)!, v = floatLike(ins, 2, 'value', q, 'query', ctx)!;
+    const q = typedInput(ins, 0, FLOAT, ctx), k = like(ins, 1, 'key', q, 'query', ctx), v = like(ins, 2, 'value', q, 'query', ctx);
     const { qHeads: Hq, kvHeads: Hkv } = at, [B, T, qw] = q.shape;
     if (q.shape.length !== 3 || Hq < 1 || Hkv < 1 || Hq % Hkv || qw % Hq) {
       fail(ctx, `input 0 (query) should be [B, T, q_num_heads*d_k] with q_num_heads ${Hq} a multiple of kv_num_heads ${Hkv}, got [${q.shape}]`);
@@ -208,7 +212,7 @@ register({
     const past = ins[3] === undefined ? undefined : typedInput(ins, 3, FLOAT, ctx);
     if (past) expectShape(past, [B, Hkv, dk, dv], 'input 3 (past_state)', ctx);
     const gated = at.rule.startsWith('gated'), delta = at.rule.endsWith('delta');
-    const decay = gated ? floatLike(ins, 4, 'decay', q, 'query', ctx) : undefined, beta = delta ? floatLike(ins, 5, 'beta', q, 'query', ctx) : undefined;
+    const decay = gated ? optLike(ins, 4, 'decay', q, 'query', ctx) : undefined, beta = delta ? optLike(ins, 5, 'beta', q, 'query', ctx) : undefined;
     if (gated && !decay) fail(ctx, `input 4 (decay) is required by update_rule '${at.rule}'`);
     if (delta && !beta) fail(ctx, `input 5 (beta) is required by update_rule '${at.rule}'`);
     const last = (t: NdArray, ok: number[], what: string) => {
@@ -243,8 +247,8 @@ register({
     return [tensorType(dtypeOf(ins[0]), x), tensorType(dtypeOf(ins[0]), x && [x[0], x[1], typeof k === 'number' ? k - 1 : null])];
   },
   run: (ins, silu: boolean, ctx) => {
-    const x = typedInput(ins, 0, FLOAT, ctx), w = floatLike(ins, 1, 'weight', x, 'input', ctx)!;
-    const bias = floatLike(ins, 2, 'bias', x, 'input', ctx), past = floatLike(ins, 3, 'past_state', x, 'input', ctx);
+    const x = typedInput(ins, 0, FLOAT, ctx), w = like(ins, 1, 'weight', x, 'input', ctx);
+    const bias = optLike(ins, 2, 'bias', x, 'input', ctx), past = optLike(ins, 3, 'past_state', x, 'input', ctx);
     if (x.shape.length !== 3) fail(ctx, `input 0 (input) should be [batch, channels, length], got [${x.shape}]`);
     const [B, C, L] = x.shape, k = w.shape[2];
     if (w.shape.length !== 3 || !(k >= 1)) fail(ctx, `input 1 (weight) should be [${C}, 1, k] with k >= 1, got [${w.shape}]`);
@@ -263,10 +267,10 @@ register({
   op: 'SwiGLU', since: 28, infer: sameAsInput,
   attrs: (a) => a.float('alpha', 1),
   run: (ins, alpha: number, ctx) => {
-    const a = typedInput(ins, 0, FLOAT, ctx), b = floatLike(ins, 1, 'B', a, 'A', ctx)!;
+    const a = typedInput(ins, 0, FLOAT, ctx), b = like(ins, 1, 'B', a, 'A', ctx);
     expectShape(b, a.shape, 'input 1 (B), without broadcasting,', ctx);
-    const y = NdArray.zeros(a.dtype, a.shape), A = a.data as Floats, Bd = b.data as Floats, Y = y.data as Floats;
-    for (let i = 0, n = sizeOf(a.shape); i < n; i++) Y[i] = A[i] * sigmoidOf(alpha * A[i]) * Bd[i];
+    const y = NdArray.zeros(a.dtype, a.shape);
+    K.swiglu(a.data as Floats, b.data as Floats, alpha, y.data as Floats);
     return [y];
   },
 });
