@@ -15,7 +15,8 @@ export const float = (v: number) => ({ __float: v });
 export const floats = (v: number[]) => ({ __floats: v });
 export type AttrInput =
   | number | string | readonly number[] | readonly string[] | NdArray | GraphBuilder | readonly GraphBuilder[]
-  | { __float: number } | { __floats: readonly number[] };
+  | { __float: number } | { __floats: readonly number[] }
+  | undefined; // omitted: lets callers spread optional attributes
 
 export interface TypeSpec { dtype: DType; shape?: Dim[] }
 
@@ -45,11 +46,10 @@ export class GraphBuilder {
     return name;
   }
   /** Adds a node; returns its output names (`outputs` count or names). */
-  node(op: string, inputs: string[], attrs: Readonly<Record<string, AttrInput | undefined>> = {}, outputs: number | string[] = 1, domain = ''): string[] & { 0: string } {
+  node(op: string, inputs: string[], attrs: Readonly<Record<string, AttrInput>> = {}, outputs: number | string[] = 1, domain = ''): string[] & { 0: string } {
     const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, (_, i) => `${op.toLowerCase()}_${uid++}${i ? '_' + i : ''}`) : outputs;
     this.nodes.push({
       op_type: op, domain, name: `${op}_${this.nodes.length}`, input: inputs, output: outs,
-      // An undefined value leaves the attribute out, so callers can spread optional ones.
       attribute: Object.entries(attrs).filter(([, v]) => v !== undefined).map(([k, v]) => attribute(k, v!)),
     });
     return outs as string[] & { 0: string };
@@ -83,7 +83,7 @@ function rawBytes(a: NdArray): Uint8Array {
   return new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
 }
 
-function attribute(name: string, v: AttrInput): Any {
+function attribute(name: string, v: Exclude<AttrInput, undefined>): Any {
   if (typeof v === 'number') return Number.isInteger(v) ? { name, type: 2, i: v } : { name, type: 1, f: v };
   if (typeof v === 'string') return { name, type: 3, s: new TextEncoder().encode(v) };
   if (v instanceof NdArray) return { name, type: 4, t: tensorProto(v) };

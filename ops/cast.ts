@@ -1,16 +1,16 @@
 // Cast, CastLike and BitCast between every ONNX element type (complex only for BitCast).
-// Typed-array stores already do most conversions: floats round to nearest even, integers truncate
-// toward zero and wrap (what the spec leaves undefined for out-of-range floats, NaN included, becomes
-// that modular result, or 0 for NaN and infinities). The rest is here: bool, strings, 64-bit integers,
-// float8/float4 rounding with `saturate`, float8e8m0's `round_mode`, and sub-byte integers.
+// Typed-array stores already do most conversions: to floats they round to nearest even; to integers
+// they truncate toward zero and wrap, which also settles what the spec leaves undefined (out-of-range
+// floats wrap, NaN and infinities give 0). The rest is here: bool, strings, 64-bit integers, float8
+// and float4 rounding with `saturate`, float8e8m0's `round_mode`, and sub-byte integers.
 import { allocStorage, dtypeFromOnnx, isBigInt, isFloat, NARROW_FLOATS, type DType, type Storage } from '../engine/dtype.js';
 import { NdArray } from '../engine/tensor.js';
-import { bigToF32, formatFloat, parseLeadingInt, parseReal, roundE8M0, wrapBits, type E8M0Mode } from '../kernels/cpu/convert.js';
-import { bf16ToNumber, encodeMini, f16ToNumber, FORMATS, numberToBf16, numberToF16, type MiniName } from '../kernels/cpu/minifloat.js';
+import { bigToF32, formatFloat, parseLeadingInt, parseReal, wrapBits } from '../kernels/cpu/convert.js';
+import { bf16ToNumber, encodeMini, f16ToNumber, FORMATS, numberToBf16, numberToF16, type E8M0Round, type MiniName } from '../kernels/cpu/minifloat.js';
 import { dtypeOf, shapeOf, tensorType } from './infer-rules.js';
 import { type Attrs, fail, register, tensorAt, type RunCtx } from './registry.js';
 
-interface CastAttrs { saturate: boolean; roundMode: E8M0Mode }
+interface CastAttrs { saturate: boolean; roundMode: E8M0Round }
 type Conv = (v: any) => any;
 
 const SUB_BYTE: Partial<Record<DType, number>> = { int4: 4, uint4: 4, int2: 2, uint2: 2 };
@@ -45,7 +45,7 @@ function converter(from: DType, to: DType, o: CastAttrs): Conv {
     : to === 'float64' ? Number : (v: bigint) => Number(BigInt.asIntN(32, v));
   const bits = SUB_BYTE[to];
   if (bits) return (v) => wrapBits(num(v), bits, to.startsWith('int'));
-  if (to === 'float8e8m0') return (v) => roundE8M0(num(v), o.saturate, o.roundMode);
+  if (to === 'float8e8m0') return (v) => FORMATS.float8e8m0.decode[encodeMini(FORMATS.float8e8m0, num(v), o.saturate, o.roundMode)];
   if (to in FORMATS) {
     // saturate only concerns float8: float4e2m1 has no infinity or NaN and always saturates
     const fmt = FORMATS[to as MiniName], sat = o.saturate || to === 'float4e2m1';
@@ -61,7 +61,7 @@ function parseStrings(x: NdArray, toFloat: boolean, ctx: RunCtx): NdArray {
   return new NdArray('int64', x.shape, BigInt64Array.from(s, (t) => parseLeadingInt(t) ?? fail(ctx, `input 0 holds '${t}', which is not an integer`)));
 }
 
-export function castTensor(x: NdArray, to: DType, o: CastAttrs, ctx: RunCtx): NdArray {
+function castTensor(x: NdArray, to: DType, o: CastAttrs, ctx: RunCtx): NdArray {
   if (x.dtype === 'complex64' || x.dtype === 'complex128') fail(ctx, `input 0 has dtype ${x.dtype}, which Cast does not convert`);
   if (x.dtype === to) return new NdArray(to, x.shape, x.data);
   const src = x.dtype === 'string' && to !== 'string' ? parseStrings(x, isFloat(to), ctx) : x;
@@ -88,13 +88,19 @@ function patterns(x: NdArray): Uint8Array | Uint16Array {
   return Uint8Array.from(v, (e) => e & ((1 << bits) - 1));
 }
 
+/** The value of a bit pattern in a type of at most 16 bits. */
+function decoderOf(to: DType): (bits: number) => number {
+  if (to === 'float16') return f16ToNumber;
+  if (to === 'bfloat16') return bf16ToNumber;
+  if (to in FORMATS) { const table = FORMATS[to as MiniName].decode; return (b) => table[b]; }
+  if (to === 'bool') return (b) => (b ? 1 : 0);
+  const half = 2 ** (WIDTH[to]! - 1);
+  return to.startsWith('int') ? (b) => (b >= half ? b - 2 * half : b) : (b) => b;
+}
+
 function fromPatterns(p: ArrayLike<number>, to: DType): Storage {
-  const out = allocStorage(to, p.length) as Float32Array, bits = WIDTH[to]!;
-  for (let i = 0; i < p.length; i++) {
-    const b = p[i];
-    out[i] = to === 'float16' ? f16ToNumber(b) : to === 'bfloat16' ? bf16ToNumber(b) : to in FORMATS ? FORMATS[to as MiniName].decode[b]
-      : to === 'bool' ? (b ? 1 : 0) : to.startsWith('int') && b >= 1 << (bits - 1) ? b - (1 << bits) : b;
-  }
+  const out = allocStorage(to, p.length) as Float32Array, decode = decoderOf(to);
+  for (let i = 0; i < p.length; i++) out[i] = decode(p[i]);
   return out;
 }
 

@@ -14,7 +14,7 @@ import { expectMatchesOrt, randomF32, rng, runBoth } from './helpers/oracle.js';
 type Rng = ReturnType<typeof rng>;
 
 /** One-node model; an undefined input becomes an omitted ('') input, an empty output name an omitted output. */
-function oneNode(op: string, ins: [string, NdArray | undefined][], attrs: Record<string, AttrInput | undefined>, outs: string[], opset: number) {
+function oneNode(op: string, ins: [string, NdArray | undefined][], attrs: Record<string, AttrInput>, outs: string[], opset: number) {
   const g = new GraphBuilder();
   g.node(op, ins.map(([n, t]) => (t ? g.input(n, t.dtype, [...t.shape]) : '')), attrs, outs);
   outs.filter(Boolean).forEach((n) => g.output(n, null));

@@ -118,18 +118,19 @@ export function encodeMini(fmt: MiniFormat, x: number, saturate = true, round: E
   return withSign((d0 < d1 ? s[lo] : d1 < d0 ? s[hi] : s[lo].p & 1 ? s[hi] : s[lo]).p);
 }
 
-/** float8e8m0 holds 2^(p-127) for p in 0..254 and NaN at 255; it has no sign, zero or infinity. */
+/**
+ * float8e8m0 holds 2^(p-127) for p in 0..254 and NaN at 255; it has no sign, zero or infinity. Inputs
+ * outside its range saturate or give NaN before any rounding (the spec's table); negatives, undefined
+ * by the spec, count as 0 as onnxruntime does.
+ */
 function encodeE8M0(x: number, saturate: boolean, round: E8M0Round): number {
-  const a = Math.abs(x);
-  if (Number.isNaN(a)) return 0xff;
-  if (a === Infinity) return saturate ? 254 : 0xff;
-  let k = a === 0 ? -Infinity : Math.floor(Math.log2(a));
+  if (Number.isNaN(x)) return 0xff;
+  const a = x > 0 ? x : 0;
+  if (a < 2 ** -127 || a > 2 ** 127) return saturate ? (a > 1 ? 254 : 0) : 0xff;
+  let k = Math.floor(Math.log2(a));
   if (2 ** k > a) k--; else if (2 ** (k + 1) <= a) k++; // log2 can be one ulp off near powers of two
-  const up = 2 ** k !== a && (round === 'up' || (round === 'nearest' && a >= 1.5 * 2 ** k));
-  const p = k + 127 + (up ? 1 : 0);
-  if (p > 254) return saturate ? 254 : 0xff;
-  if (p < 0) return saturate ? 0 : 0xff;
-  return p;
+  if (2 ** k !== a && (round === 'up' || (round === 'nearest' && a >= 1.5 * 2 ** k))) k++;
+  return k + 127;
 }
 
 /**
