@@ -27,3 +27,4 @@ import './signal.js';
 import './ml.js';
 import './training.js';
 import './random.js';
+import './linalg.js';
