@@ -28,3 +28,4 @@ import './ml.js';
 import './training.js';
 import './random.js';
 import './linalg.js';
+import './flex-attention.js';
