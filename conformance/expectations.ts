@@ -18,7 +18,7 @@ export function writeExpectations(path: string, backend: string, results: CaseRe
     if (prev?.status === 'skipped') cases[r.name] = prev;
     else cases[r.name] = r.status === 'passed' ? { status: 'passed' } : { status: r.status, reason: r.message };
   }
-  writeFileSync(path, JSON.stringify({ backend, cases }, null, 1) + '\n');
+  writeFileSync(path, formatExpectations({ backend, cases }));
 }
 
 export interface Drift { name: string; expected: Status | 'absent'; actual: Status; message: string }
@@ -32,4 +32,10 @@ export function drift(exp: ExpectationsFile, results: CaseResult[]): Drift[] {
     if (e.status !== r.status) out.push({ name: r.name, expected: e.status, actual: r.status, message: r.message });
   }
   return out;
+}
+
+/** One case per line, so a diff of the file reads as a list of status changes. */
+export function formatExpectations(f: ExpectationsFile): string {
+  const lines = Object.entries(f.cases).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+  return `{\n "backend": ${JSON.stringify(f.backend)},\n "cases": {\n${lines.join(',\n')}\n }\n}\n`;
 }
