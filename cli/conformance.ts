@@ -33,7 +33,7 @@ export async function conformanceCommand(argv: string[]): Promise<number> {
     const exp = expectations?.cases[name];
     const r: CaseResult = exp?.status === 'skipped'
       ? { name, status: 'skipped', ms: 0, message: exp.reason ?? '' }
-      : runCase(dir, { backend, tol });
+      : await runCase(dir, { backend, tol });
     results.push(r);
     if (!quiet && r.status !== 'passed' && r.status !== 'skipped') console.log(`${r.status.toUpperCase().padEnd(7)} ${name}: ${r.message}`);
   }
@@ -51,6 +51,14 @@ export async function conformanceCommand(argv: string[]): Promise<number> {
     for (const x of d) console.log(`DRIFT   ${x.name}: expected ${x.expected}, got ${x.actual}${x.message ? ` (${x.message})` : ''}`);
     if (d.length) { console.log(`${d.length} cases drifted from ${expPath}`); code = 1; }
     else console.log(`no drift from ${expPath}`);
+  }
+  const gpu = results.filter((r) => r.gpu);
+  if (gpu.length) {
+    const fb = new Map<string, number>();
+    for (const r of gpu) for (const op of r.gpu!.fallbacks) fb.set(op, (fb.get(op) ?? 0) + 1);
+    const nodes = gpu.reduce((a, r) => a + r.gpu!.nodes, 0), total = gpu.reduce((a, r) => a + r.gpu!.total, 0);
+    console.log(`WebGPU: ${nodes} of ${total} nodes ran on the GPU; ${gpu.filter((r) => r.gpu!.fallbacks.length === 0).length} of ${gpu.length} cases had no CPU fallback`);
+    if (fb.size) console.log(`CPU fallbacks (op: cases): ${[...fb].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
   }
   const slow = [...results].sort((a, b) => b.ms - a.ms).slice(0, 3).map((r) => `${r.name} ${r.ms} ms`).join(', ');
   console.log(`${summary.total} cases on ${backend}: ${summary.passed} passed, ${summary.failed} failed, ${summary.errored} errored, ${summary.skipped} skipped (${(100 * summary.passed / Math.max(1, summary.total)).toFixed(1)}%); slowest: ${slow}`);

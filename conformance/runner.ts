@@ -9,7 +9,11 @@ import { decodeValueFile } from '../loaders/tensor-proto.js';
 import { compareValues, type Tolerance } from './compare.js';
 
 export type Status = 'passed' | 'failed' | 'errored' | 'skipped';
-export interface CaseResult { name: string; status: Status; ms: number; message: string }
+export interface CaseResult {
+  name: string; status: Status; ms: number; message: string;
+  /** WebGPU runs: nodes run on the GPU, nodes in all, and the ops that fell back to the CPU. */
+  gpu?: { nodes: number; total: number; fallbacks: string[] };
+}
 
 /** A path is a case folder or a folder of case folders. */
 export function discoverCases(paths: string[]): string[] {
@@ -25,17 +29,28 @@ export function discoverCases(paths: string[]): string[] {
 const valueKind = (t: TypeInfo | undefined): 'tensor' | 'sequence' | 'optional' =>
   t?.kind === 'sequence' ? 'sequence' : t?.kind === 'optional' ? 'optional' : 'tensor';
 
-export function runCase(dir: string, opts: { backend: string; tol: Tolerance }): CaseResult {
+export async function runCase(dir: string, opts: { backend: string; tol: Tolerance }): Promise<CaseResult> {
   const name = basename(dir), t0 = performance.now();
   const done = (status: Status, message = '') => ({ name, status, ms: Math.round(performance.now() - t0), message });
   let session: InferenceSession;
   try {
     const model = loadModel(readFileSync(join(dir, 'model.onnx')), { baseDir: dir, what: `${name}/model.onnx` });
-    session = InferenceSession.fromModel(model, { executionProviders: [opts.backend] });
+    session = await InferenceSession.load(model, { executionProviders: [opts.backend], logSeverityLevel: 3 });
   } catch (e) { return done('errored', firstLine(e)); }
   const g = session.model.graph;
   const inputs = g.inputs.filter((i) => !g.initializers.has(i.name));
   const sets = readdirSync(dir).filter((d) => d.startsWith('test_data_set_')).sort();
+  try {
+    const r = await runSets(dir, sets, session, inputs, opts.tol, done);
+    return session.backend === 'webgpu' ? { ...r, gpu: gpuUse(session) } : r;
+  } finally {
+    await session.release();
+  }
+}
+
+async function runSets(dir: string, sets: string[], session: InferenceSession, inputs: { name: string; type?: TypeInfo }[], tol: Tolerance,
+  done: (s: Status, m?: string) => CaseResult): Promise<CaseResult> {
+  const g = session.model.graph;
   for (const set of sets) {
     const sdir = join(dir, set);
     try {
@@ -44,12 +59,12 @@ export function runCase(dir: string, opts: { backend: string; tol: Tolerance }):
         const f = join(sdir, `input_${k}.pb`);
         if (existsSync(f)) feeds.set(info.name, decodeValueFile(readFileSync(f), valueKind(info.type), `${set}/input_${k}.pb`));
       });
-      const actual = session.runValues(feeds);
+      const actual = await session.runValuesAsync(feeds);
       for (let k = 0; k < g.outputs.length; k++) {
         const f = join(sdir, `output_${k}.pb`);
         if (!existsSync(f)) continue;
         const expected = decodeValueFile(readFileSync(f), valueKind(g.outputs[k].type), `${set}/output_${k}.pb`);
-        const diff = compareValues(expected, actual[k], opts.tol);
+        const diff = compareValues(expected, actual[k], tol);
         if (diff) return done('failed', `${set} output ${k} ('${g.outputs[k].name}'): ${diff}`);
       }
     } catch (e) { return done('errored', `${set}: ${firstLine(e)}`); }
@@ -58,3 +73,8 @@ export function runCase(dir: string, opts: { backend: string; tol: Tolerance }):
 }
 
 const firstLine = (e: unknown) => `${(e as Error)?.name ?? 'Error'}: ${String((e as Error)?.message ?? e).split('\n')[0]}`.slice(0, 400);
+
+function gpuUse(session: InferenceSession): CaseResult['gpu'] {
+  const ps = [...session.placements.entries()];
+  return { nodes: ps.filter(([, p]) => p.device === 'gpu').length, total: ps.length, fallbacks: [...new Set(ps.filter(([, p]) => p.fallback).map(([s]) => s.node.opType))] };
+}

@@ -7,6 +7,8 @@ import { NdArray, Opt, Seq, Tensor, toNdArray, toTensor, type Value } from './te
 import { inferTypes } from './infer.js';
 import { loadModel } from '../loaders/onnx.js';
 import type { DType } from './dtype.js';
+import { WebGpuBackend } from './backends/webgpu.js';
+import { GpuUnavailableError } from '../kernels/webgpu/device.js';
 import '../ops/index.js';
 
 export interface SessionOptions {
@@ -15,7 +17,10 @@ export interface SessionOptions {
   /** Fixes symbolic dims at creation, as onnxruntime's freeDimensionOverrides. */
   freeDimensionOverrides?: Record<string, number>;
   intraOpNumThreads?: number;
+  /** As onnxruntime: 0 verbose .. 4 fatal; above 2 silences warnings such as WebGPU fallbacks. */
   logSeverityLevel?: number;
+  /** WebGPU: refuse a model in which a compute-heavy node would run on the CPU (default: warn once). */
+  strict?: boolean;
 }
 
 /** As onnxruntime's: `shape` is [] when unknown, with '' for a dim that has neither a size nor a name. */
@@ -35,7 +40,7 @@ export type OutputValue = Tensor | Tensor[] | null;
 type FeedValue = Tensor | Tensor[] | null;
 type Fetches = readonly string[] | Record<string, unknown>;
 
-const BACKENDS = ['cpu'] as const;
+const BACKENDS = ['cpu', 'webgpu'] as const;
 
 export class InferenceSession {
   readonly inputNames: string[];
@@ -47,10 +52,12 @@ export class InferenceSession {
   /** Storage of the model's constants: an output holding one is copied, so callers cannot change the weights. */
   private readonly constantData: Set<unknown>;
 
-  private constructor(readonly model: Model, private readonly plan: Plan, backend: string, private readonly options: SessionOptions) {
+  private constructor(readonly model: Model, private readonly plan: Plan, backend: string, private readonly options: SessionOptions,
+    private readonly gpu?: WebGpuBackend) {
     const inits = model.graph.initializers;
     const inputs = model.graph.inputs.filter((i) => !inits.has(i.name));
     const types = inferTypes(model, plan, options.freeDimensionOverrides);
+    gpu?.checkFallbacks(plan, types, options.strict ?? false, (options.logSeverityLevel ?? 2) > 2);
     this.inputNames = inputs.map((i) => i.name);
     this.outputNames = model.graph.outputs.map((o) => o.name);
     this.inputMetadata = inputs.map((i) => metadata(i, i.type));
@@ -77,13 +84,30 @@ export class InferenceSession {
     else throw new TypeError(`InferenceSession.create takes a path, a Uint8Array or an ArrayBuffer, got ${describeArg(model)}`);
     const options = typeof a === 'number' ? c : a;
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`session options must be an object, got ${describeArg(options)}`);
-    return InferenceSession.fromModel(loadModel(bytes, { baseDir, what }), options);
+    return InferenceSession.load(loadModel(bytes, { baseDir, what }), options);
   }
 
-  static fromModel(model: Model, options: SessionOptions = {}): InferenceSession {
-    const backend = pickBackend(options.executionProviders);
+  /** A session on an already loaded model, on the first execution provider that is available. */
+  static async load(model: Model, options: SessionOptions = {}): Promise<InferenceSession> {
     const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions });
-    return new InferenceSession(model, plan, backend, options);
+    const names = providerNames(options.executionProviders);
+    for (const [i, name] of names.entries()) {
+      if (name !== 'webgpu') return new InferenceSession(model, plan, 'cpu', options);
+      try {
+        return new InferenceSession(model, plan, 'webgpu', options, await WebGpuBackend.open());
+      } catch (e) {
+        // As onnxruntime: an unavailable provider falls through to the next one listed.
+        if (!(e instanceof GpuUnavailableError) || i === names.length - 1) throw e;
+      }
+    }
+    throw new Error('unreachable');
+  }
+
+  /** A CPU session, created synchronously. */
+  static fromModel(model: Model, options: SessionOptions = {}): InferenceSession {
+    if (providerNames(options.executionProviders)[0] === 'webgpu') throw new LastmileError('a WebGPU session needs InferenceSession.create or load (async)');
+    const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions });
+    return new InferenceSession(model, plan, 'cpu', options);
   }
 
   /**
@@ -91,13 +115,21 @@ export class InferenceSession {
    * array of output names or an object keyed by them.
    */
   async run(feeds: Record<string, FeedValue>, fetches?: Fetches | RunOptions, options?: RunOptions): Promise<Record<string, OutputValue>> {
-    return this.runSync(feeds, fetches, options);
-  }
-
-  runSync(feeds: Record<string, FeedValue>, fetches?: Fetches | RunOptions, options?: RunOptions): Record<string, OutputValue> {
+    if (!this.gpu) return this.runSync(feeds, fetches, options);
     if (this.released) throw new LastmileError('session was released');
     const [wanted, opts] = this.fetchesAndOptions(fetches, options);
-    const values = execute(this.plan, this.bindFeeds(feeds), undefined, opts);
+    return this.outputs(await this.gpu.run(this.plan, this.bindFeeds(feeds), opts), wanted);
+  }
+
+  /** CPU sessions only: runs without yielding to the event loop. */
+  runSync(feeds: Record<string, FeedValue>, fetches?: Fetches | RunOptions, options?: RunOptions): Record<string, OutputValue> {
+    if (this.released) throw new LastmileError('session was released');
+    if (this.gpu) throw new LastmileError('runSync is for CPU sessions; a WebGPU session runs with run()');
+    const [wanted, opts] = this.fetchesAndOptions(fetches, options);
+    return this.outputs(execute(this.plan, this.bindFeeds(feeds), undefined, opts), wanted);
+  }
+
+  private outputs(values: Value[], wanted: readonly string[]): Record<string, OutputValue> {
     const out: Record<string, OutputValue> = {};
     this.outputNames.forEach((n, i) => { if (wanted.includes(n)) out[n] = toOutput(values[i], this.constantData); });
     return out;
@@ -118,10 +150,21 @@ export class InferenceSession {
   /** Runs on engine values without conversion or feed checks (the conformance runner's entry). */
   runValues(feeds: Map<string, Value>, hooks?: ExecHooks): Value[] {
     if (this.released) throw new LastmileError('session was released');
+    if (this.gpu) throw new LastmileError('runValues is for CPU sessions; use runValuesAsync');
     return execute(this.plan, feeds, undefined, hooks);
   }
 
-  async release(): Promise<void> { this.released = true; }
+  /** runValues for any backend. */
+  async runValuesAsync(feeds: Map<string, Value>, hooks?: ExecHooks): Promise<Value[]> {
+    if (!this.gpu) return this.runValues(feeds, hooks);
+    if (this.released) throw new LastmileError('session was released');
+    return this.gpu.run(this.plan, feeds, hooks);
+  }
+
+  /** Where each node ran on the last WebGPU run (empty on CPU sessions). */
+  get placements() { return this.gpu?.lastPlacements ?? new Map(); }
+
+  async release(): Promise<void> { this.released = true; this.gpu?.destroy(); }
 
   private bindFeeds(feeds: Record<string, FeedValue>): Map<string, Value> {
     if (feeds === null || typeof feeds !== 'object' || Array.isArray(feeds) || feeds instanceof Tensor) throw new InputError(`feeds must be an object mapping input names to tensors, got ${describeArg(feeds)}`);
@@ -143,10 +186,11 @@ export class InferenceSession {
   }
 }
 
-function pickBackend(eps: SessionOptions['executionProviders']): string {
-  const names = (eps ?? ['cpu']).map((e) => (typeof e === 'string' ? e : e.name));
-  for (const n of names) if ((BACKENDS as readonly string[]).includes(n === 'wasm' ? 'cpu' : n)) return 'cpu';
-  throw new UnsupportedOpError('(backend)', '', 0, '(session)', `none of the execution providers [${names.join(', ')}] is available; this build has: ${BACKENDS.join(', ')}`);
+function providerNames(eps: SessionOptions['executionProviders']): string[] {
+  const names = (eps ?? ['cpu']).map((e) => (typeof e === 'string' ? e : e.name)).map((n) => (n === 'wasm' ? 'cpu' : n));
+  const known = names.filter((n) => (BACKENDS as readonly string[]).includes(n));
+  if (!known.length) throw new UnsupportedOpError('(backend)', '', 0, '(session)', `none of the execution providers [${names.join(', ')}] is available; this build has: ${BACKENDS.join(', ')}`);
+  return known;
 }
 
 function metadata(v: ValueInfo, t: TypeInfo | undefined): ValueMetadata {

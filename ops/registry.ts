@@ -3,6 +3,8 @@
 import { OpError, where } from '../engine/errors.js';
 import type { Attr, Graph, Node, TypeInfo } from '../engine/graph.js';
 import { NdArray, type Value } from '../engine/tensor.js';
+import type { DType } from '../engine/dtype.js';
+import { GpuArray, type GpuRunner } from '../kernels/webgpu/runner.js';
 
 /** Runs a subgraph attribute (If/Loop/Scan bodies) with the given inputs in the node's scope. */
 export type SubgraphRunner = (inputs: Value[]) => Value[];
@@ -91,4 +93,43 @@ export function optTensor(ins: (Value | undefined)[], i: number, ctx: { node: No
 
 export function fail(ctx: { node: Node }, msg: string): never {
   throw new OpError(`${where(ctx.node)}: ${msg}`);
+}
+
+// ---- WebGPU lowerings ------------------------------------------------------------------------------
+// A GPU lowering reuses the CPU definition's parsed attributes and turns a node into GPU programs.
+
+export interface GpuCtx { node: Node; opset: number; gpu: GpuRunner }
+
+export interface GpuOpDef<A = any> {
+  op: string;
+  domain?: string;
+  since?: number;
+  /** Why this node cannot run on the GPU for these input dtypes and attributes; undefined when it can. */
+  reject?: (dtypes: (DType | undefined)[], a: A, ctx: { node: Node; opset: number; f16: boolean }) => string | undefined;
+  /** Inputs read on the CPU (shapes, axes, pads...): given as NdArray, downloaded first if they live on the GPU. */
+  cpuInputs?: readonly number[];
+  run: (ins: (GpuArray | NdArray | undefined)[], a: A, ctx: GpuCtx) => GpuArray[];
+}
+
+const gpuTable = new Map<string, GpuOpDef[]>();
+
+export function registerGpu(...defs: GpuOpDef[]): void {
+  for (const d of defs) {
+    const k = key(d.domain ?? '', d.op);
+    const list = gpuTable.get(k) ?? [];
+    list.push(d);
+    list.sort((x, y) => (y.since ?? 1) - (x.since ?? 1));
+    gpuTable.set(k, list);
+  }
+}
+
+export function lookupGpu(domain: string, op: string, opset: number): GpuOpDef | undefined {
+  return gpuTable.get(key(domain, op))?.find((d) => (d.since ?? 1) <= opset);
+}
+
+/** A GPU tensor input, or an OpError naming the node and input. */
+export function gpuAt(ins: (GpuArray | NdArray | undefined)[], i: number, ctx: { node: Node }): GpuArray {
+  const v = ins[i];
+  if (v instanceof GpuArray) return v;
+  throw new OpError(`${where(ctx.node)}: input ${i} ('${ctx.node.inputs[i] ?? ''}') ${v === undefined ? 'is required but missing' : 'should be on the GPU'}`);
 }

@@ -1,0 +1,61 @@
+// The WebGPU backend of a session: owns the GPU runner, places nodes, checks `strict`, runs plans.
+import type { DType } from '../dtype.js';
+import { UnsupportedOpError } from '../errors.js';
+import type { ExecHooks } from '../execute.js';
+import { executeGpu, outputsToCpu, type AnyValue, type GpuExecState } from '../execute-gpu.js';
+import type { TypeInfo } from '../graph.js';
+import type { Plan, Step } from '../plan.js';
+import { place, type Placement } from '../placement.js';
+import type { Value } from '../tensor.js';
+import { acquireGpu, releaseGpu } from '../../kernels/webgpu/device.js';
+import { GpuRunner } from '../../kernels/webgpu/runner.js';
+import '../../ops/webgpu/index.js';
+
+export class WebGpuBackend {
+  private readonly state: GpuExecState;
+  private constructor(readonly runner: GpuRunner) {
+    this.state = { gpu: runner, constants: new WeakMap(), placements: new Map() };
+  }
+
+  static async open(): Promise<WebGpuBackend> {
+    return new WebGpuBackend(new GpuRunner(await acquireGpu()));
+  }
+
+  get adapter() { return this.runner.ctx.adapterName; }
+
+  /** Placement of every node from inferred types (dtypes unknown at creation count as GPU-able). */
+  plan(plan: Plan, types: Map<string, TypeInfo>): Map<Step, Placement> {
+    const out = new Map<Step, Placement>();
+    for (const s of plan.steps) {
+      const dtypes = s.node.inputs.map((n): DType | undefined => { const t = types.get(n); return t?.kind === 'tensor' ? t.dtype : undefined; });
+      out.set(s, place(s, dtypes, this.runner.ctx.f16));
+    }
+    return out;
+  }
+
+  /** Refuses (strict) or reports once (otherwise) compute-heavy nodes that would run on the CPU. */
+  checkFallbacks(plan: Plan, types: Map<string, TypeInfo>, strict: boolean, quiet = false): void {
+    const fallbacks = [...this.plan(plan, types)].filter(([, p]) => p.fallback);
+    if (!fallbacks.length) return;
+    const ops = [...new Set(fallbacks.map(([s, p]) => `${s.node.opType} (${p.reason})`))];
+    if (strict) {
+      const [s, p] = fallbacks[0];
+      throw new UnsupportedOpError(s.node.opType, s.node.domain, s.opset, s.node.name,
+        `strict WebGPU session: ${fallbacks.length} compute node(s) would run on the CPU: ${ops.join('; ')}; first: ${p.reason}`);
+    }
+    if (!quiet) console.warn(`lastmile: WebGPU session runs ${fallbacks.length} node(s) on the CPU: ${ops.join('; ')}`);
+  }
+
+  async run(plan: Plan, feeds: Map<string, Value>, hooks?: ExecHooks): Promise<Value[]> {
+    const vals: AnyValue[] = await executeGpu(plan, feeds, this.state, hooks);
+    return outputsToCpu(vals, this.runner);
+  }
+
+  /** Placements chosen on the last run (actual dtypes), for reports. */
+  get lastPlacements(): ReadonlyMap<Step, Placement> { return this.state.placements; }
+
+  destroy(): void {
+    this.runner.destroy();
+    releaseGpu(this.runner.ctx);
+  }
+}
