@@ -29,3 +29,4 @@ import './training.js';
 import './random.js';
 import './linalg.js';
 import './flex-attention.js';
+import './image-decoder.js';
