@@ -1,0 +1,2 @@
+// GPU lowerings for this family (filled by its implementation)
+export {};
