@@ -10,7 +10,11 @@ import { describeType } from '../engine/session.js';
 import { NdArray } from '../engine/tensor.js';
 import { loadModel } from '../loaders/onnx.js';
 import '../ops/index.js';
-import { lookup } from '../ops/registry.js';
+import { lookup, lookupGpu } from '../ops/registry.js';
+import '../ops/webgpu/index.js';
+import { CPU_BY_DESIGN, place } from '../engine/placement.js';
+import { compile } from '../engine/plan.js';
+import { inferTypes } from '../engine/infer.js';
 import { flag, parseArgs, UsageError } from './args.js';
 
 const BACKENDS = ['cpu', 'webgpu'] as const;
@@ -25,8 +29,9 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const backends = b ? [b as Backend] : [...BACKENDS];
   let bytes: Uint8Array;
   try { bytes = readFileSync(file); } catch (e) { throw new ModelLoadError(`cannot read model file '${file}': ${(e as Error).message}`); }
-  const report = inspectModel(loadModel(bytes, { baseDir: dirname(file), what: file }), file, bytes.length, backends);
-  process.stdout.write(p.flags.has('json') ? JSON.stringify(report, null, 1) + '\n' : render(report));
+  const model = loadModel(bytes, { baseDir: dirname(file), what: file });
+  const report = { ...inspectModel(model, file, bytes.length, backends), ...(b === 'webgpu' ? { placement: gpuPlacement(model) } : {}) };
+  process.stdout.write(p.flags.has('json') ? JSON.stringify(report, null, 1) + '\n' : render(report) + renderPlacement(report.placement));
   return 0;
 }
 
@@ -60,14 +65,15 @@ export function inspectModel(model: Model, file: string, size: number, backends:
     inputs: io(model.graph.inputs), outputs: io(model.graph.outputs),
     nodes, parameters: { count: params, bytes: paramBytes, initializers },
     ops: rows.map((r) => ({ op: r.domain ? `${r.domain}.${r.op}` : r.op, opset: r.opset, count: r.count, support: r.support })),
-    unsupported: Object.fromEntries(backends.map((be) => [be, rows.filter((r) => r.support[be] !== 'yes').map((r) => (r.domain ? `${r.domain}.${r.op}` : r.op))])),
+    unsupported: Object.fromEntries(backends.map((be) => [be, rows.filter((r) => !['yes', 'cpu by design'].includes(r.support[be]!)).map((r) => (r.domain ? `${r.domain}.${r.op}` : r.op))])),
   };
 }
 
 function supportOf(n: Node, model: Model, backends: Backend[]): Partial<Record<Backend, string>> {
   const opset = model.opsets.get(n.domain);
   const cpu = opset === undefined ? `no (domain '${n.domain}' not imported)` : lookup(n.domain, n.opType, opset) ? 'yes' : 'no';
-  return Object.fromEntries(backends.map((b) => [b, b === 'cpu' ? cpu : 'not built yet']));
+  const gpu = opset === undefined ? cpu : lookupGpu(n.domain, n.opType, opset) ? 'yes' : CPU_BY_DESIGN.has(n.opType) ? 'cpu by design' : 'no (runs on the CPU)';
+  return Object.fromEntries(backends.map((b) => [b, b === 'cpu' ? cpu : gpu]));
 }
 
 function subgraphs(n: Node): Graph[] {
@@ -97,8 +103,34 @@ function render(r: Report): string {
     `parameters  ${r.parameters.count.toLocaleString('en-US')} in ${r.parameters.initializers} initializers (${kib(r.parameters.bytes)})`,
     `ops         ${r.nodes} nodes, ${r.ops.length} op types (subgraphs included)`,
     ...table.map((row) => '  ' + row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()),
-    ...backends.map((b) => b === 'webgpu' ? 'webgpu: not built yet'
-      : r.unsupported[b].length ? `${b}: UNSUPPORTED ops: ${r.unsupported[b].join(', ')}` : `${b}: every op supported`),
+    ...backends.map((b) => r.unsupported[b].length
+      ? `${b}: ${b === 'webgpu' ? 'no GPU kernel (these run on the CPU)' : 'UNSUPPORTED ops'}: ${r.unsupported[b].join(', ')}` : `${b}: every op supported`),
   ];
   return lines.join('\n') + '\n';
+}
+
+/** Per node: where a WebGPU session runs it and why, from inferred dtypes (float16 assumed GPU-able:
+ *  on adapters without shader-f16 those nodes run on the CPU). Needs every op to exist on the CPU. */
+function gpuPlacement(model: Model): { node: string; op: string; device: string; reason: string }[] | string {
+  try {
+    const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions });
+    const types = inferTypes(model, plan);
+    return plan.steps.map((s) => {
+      const dtypes = s.node.inputs.map((n) => { const t = types.get(n); return t?.kind === 'tensor' ? t.dtype : undefined; });
+      const p = place(s, dtypes, true);
+      return { node: s.node.name, op: s.node.opType, device: p.fallback ? 'cpu (fallback)' : p.device, reason: p.reason };
+    });
+  } catch (e) {
+    return `no placement: ${(e as Error).message}`;
+  }
+}
+
+function renderPlacement(p: ReturnType<typeof gpuPlacement> | undefined): string {
+  if (p === undefined) return '';
+  if (typeof p === 'string') return `placement   ${p}\n`;
+  const w = [Math.max(4, ...p.map((x) => x.node.length)), Math.max(2, ...p.map((x) => x.op.length)), 14];
+  const row = (c: string[]) => '  ' + c.map((x, i) => (i < 3 ? x.padEnd(w[i]) : x)).join('  ');
+  const fallbacks = p.filter((x) => x.device === 'cpu (fallback)').length;
+  return ['placement (webgpu)', row(['node', 'op', 'device', 'why']), ...p.map((x) => row([x.node, x.op, x.device, x.reason])),
+    `${p.filter((x) => x.device === 'gpu').length} of ${p.length} nodes on the GPU, ${fallbacks} compute node(s) falling back to the CPU`].join('\n') + '\n';
 }

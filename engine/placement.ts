@@ -9,7 +9,7 @@ import { GPU_DTYPES } from '../kernels/webgpu/runner.js';
 export interface Placement { device: 'gpu' | 'cpu'; reason: string; fallback: boolean }
 
 /** Ops whose work is bookkeeping or control: running them on the CPU costs nothing worth a kernel. */
-const CPU_BY_DESIGN = new Set([
+export const CPU_BY_DESIGN: ReadonlySet<string> = new Set([
   'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range', 'If', 'Loop', 'Scan', 'Optional', 'OptionalHasElement', 'OptionalGetElement',
   'SequenceConstruct', 'SequenceEmpty', 'SequenceAt', 'SequenceInsert', 'SequenceErase', 'SequenceLength', 'SplitToSequence',
   'ConcatFromSequence', 'SequenceMap', 'StringNormalizer', 'StringSplit', 'StringConcat', 'RegexFullMatch', 'ImageDecoder',
