@@ -19,6 +19,8 @@ export interface SessionOptions {
   intraOpNumThreads?: number;
   /** As onnxruntime: 0 verbose .. 4 fatal; above 2 silences warnings such as WebGPU fallbacks. */
   logSeverityLevel?: number;
+  /** WebGPU IO binding: leave outputs in GPU buffers (all, or per output name), as onnxruntime-web. */
+  preferredOutputLocation?: 'cpu' | 'gpu-buffer' | Record<string, 'cpu' | 'gpu-buffer'>;
   /** WebGPU: refuse a model in which a compute-heavy node would run on the CPU (default: warn once). */
   strict?: boolean;
 }
@@ -118,7 +120,16 @@ export class InferenceSession {
     if (!this.gpu) return this.runSync(feeds, fetches, options);
     if (this.released) throw new LastmileError('session was released');
     const [wanted, opts] = this.fetchesAndOptions(fetches, options);
-    return this.outputs(await this.gpu.run(this.plan, this.bindFeeds(feeds), opts), wanted);
+    const gpuFeeds = new Map<string, Tensor>();
+    const cpuFeeds = this.bindFeeds(feeds, gpuFeeds);
+    const values = await this.gpu.run(this.plan, cpuFeeds, opts, gpuFeeds, this.gpuOutputs(wanted));
+    const out: Record<string, OutputValue> = {};
+    this.outputNames.forEach((n, i) => {
+      if (!wanted.includes(n)) return;
+      const v = values[i];
+      out[n] = v instanceof Tensor ? v : toOutput(v, this.constantData);
+    });
+    return out;
   }
 
   /** CPU sessions only: runs without yielding to the event loop. */
@@ -133,6 +144,12 @@ export class InferenceSession {
     const out: Record<string, OutputValue> = {};
     this.outputNames.forEach((n, i) => { if (wanted.includes(n)) out[n] = toOutput(values[i], this.constantData); });
     return out;
+  }
+
+  /** Outputs the caller wants left in GPU buffers (preferredOutputLocation). */
+  private gpuOutputs(wanted: readonly string[]): Set<string> {
+    const pref = this.options.preferredOutputLocation;
+    return new Set(wanted.filter((n) => (typeof pref === 'string' ? pref : pref?.[n]) === 'gpu-buffer'));
   }
 
   /** onnxruntime's rule: an object is fetches when one of its keys names an output, else it is run options. */
@@ -158,7 +175,22 @@ export class InferenceSession {
   async runValuesAsync(feeds: Map<string, Value>, hooks?: ExecHooks): Promise<Value[]> {
     if (!this.gpu) return this.runValues(feeds, hooks);
     if (this.released) throw new LastmileError('session was released');
-    return this.gpu.run(this.plan, feeds, hooks);
+    return (await this.gpu.run(this.plan, feeds, hooks)) as Value[]; // nothing kept on the GPU: all CPU values
+  }
+
+  /**
+   * Compiles every GPU pipeline the session needs by running it once on zeros of the declared shapes
+   * (symbolic dims from freeDimensionOverrides, else 1), so the first real run compiles nothing.
+   */
+  async warmup(): Promise<void> {
+    if (!this.gpu) return;
+    const over = this.options.freeDimensionOverrides ?? {};
+    const feeds: Record<string, Tensor> = {};
+    for (const m of this.inputMetadata) {
+      if (!m.isTensor || !m.type) throw new LastmileError(`warmup needs a declared tensor type for input '${m.name}'`);
+      feeds[m.name] = toTensor(NdArray.zeros(m.type, (m.shape ?? []).map((d) => (typeof d === 'number' ? d : over[d] ?? 1))));
+    }
+    await this.run(feeds);
   }
 
   /** Where each node ran on the last WebGPU run (empty on CPU sessions). */
@@ -166,7 +198,8 @@ export class InferenceSession {
 
   async release(): Promise<void> { this.released = true; this.gpu?.destroy(); }
 
-  private bindFeeds(feeds: Record<string, FeedValue>): Map<string, Value> {
+  /** Feeds checked against the declared inputs; tensors in GPU buffers (IO binding) come back apart. */
+  private bindFeeds(feeds: Record<string, FeedValue>, gpuFeeds?: Map<string, Tensor>): Map<string, Value> {
     if (feeds === null || typeof feeds !== 'object' || Array.isArray(feeds) || feeds instanceof Tensor) throw new InputError(`feeds must be an object mapping input names to tensors, got ${describeArg(feeds)}`);
     const declared = new Map(this.model.graph.inputs.map((i) => [i.name, i]));
     for (const k of Object.keys(feeds)) {
@@ -180,7 +213,11 @@ export class InferenceSession {
         if (this.model.graph.initializers.has(info.name)) continue;
         throw new InputError(`missing input '${info.name}' (expected ${describeType(info.type)})`);
       }
-      bound.set(info.name, checkFeed(info, feed, dims));
+      if (feed instanceof Tensor && feed.location === 'gpu-buffer') {
+        if (!gpuFeeds) throw new InputError(`input '${info.name}': a tensor in a GPU buffer needs a WebGPU session`);
+        checkMeta(feed, info.type, info.name, dims);
+        gpuFeeds.set(info.name, feed);
+      } else bound.set(info.name, checkFeed(info, feed, dims));
     }
     return bound;
   }
@@ -241,11 +278,14 @@ function checkTensor(feed: unknown, t: TypeInfo | undefined, name: string, dims:
   // Tensors from another library (onnxruntime-web's, say) are re-checked by our constructor.
   let tensor: Tensor;
   try { tensor = feed instanceof Tensor ? feed : new Tensor(feed.type, feed.data, feed.dims); } catch (e) { throw err((e as Error).message); }
-  if (t?.kind === 'tensor') {
-    if (t.dtype && tensor.type !== t.dtype) throw err(`expected dtype ${t.dtype}, got ${tensor.type}`);
-    if (t.shape) checkShape(t.shape, tensor.dims, name, dims);
-  }
+  checkMeta(tensor, t, name, dims);
   return toNdArray(tensor);
+}
+
+function checkMeta(tensor: Tensor, t: TypeInfo | undefined, name: string, dims: Map<string, { value: number; from: string }>) {
+  if (t?.kind !== 'tensor') return;
+  if (t.dtype && tensor.type !== t.dtype) throw new InputError(`input '${name}': expected dtype ${t.dtype}, got ${tensor.type}`);
+  if (t.shape) checkShape(t.shape, tensor.dims, name, dims);
 }
 
 function checkShape(shape: Dim[], got: readonly number[], name: string, dims: Map<string, { value: number; from: string }>) {

@@ -50,32 +50,72 @@ function accepted(type: DType): Ctor[] {
 }
 
 /** Public tensor, same constructors and fields as onnxruntime-web's: `new Tensor(type, data, dims?)` or `new Tensor(data, dims?)`. */
+const GPU_INIT = Symbol('gpu tensor');
+
+/** What a tensor whose data lives in a GPU buffer needs (onnxruntime-web's Tensor.fromGpuBuffer options). */
+export interface GpuBufferOptions { dataType: DType; dims: readonly number[]; download?: () => Promise<TensorData>; dispose?: () => void }
+
+/** Public tensor, with onnxruntime-web's constructors and fields; data on the CPU or in a GPU buffer. */
 export class Tensor {
   readonly type: DType;
   readonly dims: readonly number[];
-  readonly data: TensorData;
   readonly size: number;
-  readonly location = 'cpu' as const;
+  #data: TensorData | undefined;
+  #gpu: ({ buffer: GPUBuffer } & Partial<GpuBufferOptions>) | undefined;
   constructor(type: DType, data: TensorData | Uint8ClampedArray | readonly (number | bigint | boolean | string)[], dims?: readonly number[]);
   constructor(data: TensorData | Uint8ClampedArray | readonly (boolean | string)[], dims?: readonly number[]);
   constructor(a: unknown, b?: unknown, c?: unknown) {
+    if (a === GPU_INIT) {
+      const o = c as GpuBufferOptions;
+      this.type = checkType(o.dataType);
+      this.dims = checkDims(o.dims, sizeOf(o.dims));
+      this.size = sizeOf(this.dims);
+      this.#gpu = { buffer: b as GPUBuffer, ...o };
+      return;
+    }
     const typed = typeof a === 'string';
     const [type, data] = typed ? [checkType(a), b] : [inferType(a), a];
     this.type = type;
-    this.data = Array.isArray(data) ? fromList(type, data) : checkData(type, data);
-    this.dims = checkDims(typed ? c : b, this.data.length / lanes(type));
+    const d = Array.isArray(data) ? fromList(type, data) : checkData(type, data);
+    this.#data = d;
+    this.dims = checkDims(typed ? c : b, d.length / lanes(type));
     this.size = sizeOf(this.dims);
     const per = 8 / (PACKED[type] ?? 8), want = type === 'complex64' || type === 'complex128' ? 2 * this.size : this.size;
     // Sub-byte types also take one element per byte (the engine's own storage).
-    if (this.data.length !== want && !(per > 1 && this.data.length === Math.ceil(this.size / per))) {
-      throw new TypeError(`a ${type} tensor of dims [${this.dims}] needs ${want} elements${per > 1 ? ` (or ${Math.ceil(this.size / per)} packed bytes)` : ''}, got ${this.data.length}`);
+    if (d.length !== want && !(per > 1 && d.length === Math.ceil(this.size / per))) {
+      throw new TypeError(`a ${type} tensor of dims [${this.dims}] needs ${want} elements${per > 1 ? ` (or ${Math.ceil(this.size / per)} packed bytes)` : ''}, got ${d.length}`);
     }
   }
+  /** A tensor over an existing GPU buffer (IO binding): the session reads it in place. */
+  static fromGpuBuffer(buffer: GPUBuffer, options: GpuBufferOptions): Tensor {
+    return new (Tensor as unknown as new (a: symbol, b: GPUBuffer, c: GpuBufferOptions) => Tensor)(GPU_INIT, buffer, options);
+  }
+  get location(): 'cpu' | 'gpu-buffer' { return this.#gpu && !this.#data ? 'gpu-buffer' : 'cpu'; }
+  get data(): TensorData {
+    if (this.#data === undefined) throw new TypeError('the tensor data is in a GPU buffer: await tensor.getData() to download it');
+    return this.#data;
+  }
+  get gpuBuffer(): GPUBuffer {
+    if (!this.#gpu) throw new TypeError('the tensor data is on the CPU, not in a GPU buffer');
+    return this.#gpu.buffer;
+  }
   /** A tensor of the same data with other dims (same element count), as onnxruntime-web's reshape. */
-  reshape(dims: readonly number[]): Tensor { return new Tensor(this.type, this.data, dims); }
-  /** Download-free in this backend: the data already lives on the CPU. */
-  async getData(): Promise<TensorData> { return this.data; }
-  dispose(): void {}
+  reshape(dims: readonly number[]): Tensor {
+    return this.#gpu && !this.#data ? Tensor.fromGpuBuffer(this.#gpu.buffer, { ...this.#gpu, dataType: this.type, dims }) : new Tensor(this.type, this.data, dims);
+  }
+  /** The data on the CPU; a GPU tensor downloads it once (releaseData also frees the GPU buffer). */
+  async getData(releaseData = false): Promise<TensorData> {
+    if (this.#data === undefined) {
+      if (!this.#gpu?.download) throw new TypeError('this GPU tensor was created without a download function');
+      this.#data = await this.#gpu.download();
+      if (releaseData) this.dispose();
+    }
+    return this.#data;
+  }
+  dispose(): void {
+    this.#gpu?.dispose?.();
+    this.#gpu = undefined;
+  }
 }
 
 function checkType(t: string): DType {

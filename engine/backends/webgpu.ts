@@ -6,9 +6,9 @@ import { executeGpu, outputsToCpu, type AnyValue, type GpuExecState } from '../e
 import type { TypeInfo } from '../graph.js';
 import type { Plan, Step } from '../plan.js';
 import { place, type Placement } from '../placement.js';
-import type { Value } from '../tensor.js';
+import { Tensor, toTensor, type Value } from '../tensor.js';
 import { acquireGpu, releaseGpu } from '../../kernels/webgpu/device.js';
-import { GpuRunner } from '../../kernels/webgpu/runner.js';
+import { GpuArray, GpuRunner } from '../../kernels/webgpu/runner.js';
 import '../../ops/webgpu/index.js';
 
 export class WebGpuBackend {
@@ -46,9 +46,24 @@ export class WebGpuBackend {
     if (!quiet) console.warn(`lastmile: WebGPU session runs ${fallbacks.length} node(s) on the CPU: ${ops.join('; ')}`);
   }
 
-  async run(plan: Plan, feeds: Map<string, Value>, hooks?: ExecHooks): Promise<Value[]> {
-    const vals: AnyValue[] = await executeGpu(plan, feeds, this.state, hooks);
-    return outputsToCpu(vals, this.runner);
+  /** Runs the plan; outputs named in `keepOnGpu` come back as GPU-buffer Tensors the caller disposes. */
+  async run(plan: Plan, feeds: Map<string, Value>, hooks?: ExecHooks, gpuFeeds = new Map<string, Tensor>(), keepOnGpu = new Set<string>()): Promise<(Value | Tensor)[]> {
+    const all = new Map<string, AnyValue>(feeds);
+    for (const [k, t] of gpuFeeds) all.set(k, this.runner.wrap(t.gpuBuffer, t.type, t.dims));
+    const vals: AnyValue[] = await executeGpu(plan, all, this.state, hooks);
+    return Promise.all(vals.map(async (v, i) => {
+      if (!(v instanceof GpuArray)) return v;
+      if (keepOnGpu.has(plan.outputs[i])) return this.gpuTensor(v);
+      return (await outputsToCpu([v], this.runner))[0];
+    }));
+  }
+
+  private gpuTensor(a: GpuArray): Tensor {
+    return Tensor.fromGpuBuffer(a.buffer, {
+      dataType: a.dtype, dims: a.shape,
+      download: async () => toTensor(await this.runner.download(a)).data,
+      dispose: () => this.runner.release(a),
+    });
   }
 
   /** Placements chosen on the last run (actual dtypes), for reports. */

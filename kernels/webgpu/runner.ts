@@ -12,7 +12,8 @@ export const gpuElemBytes = (d: DType) => (d === 'float16' ? 2 : d === 'int64' ?
 
 class PooledBuffer {
   refs = 1;
-  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
+  /** external: the caller's buffer (IO binding), never pooled or destroyed by us. */
+  constructor(readonly buffer: GPUBuffer, readonly bytes: number, readonly external = false) {}
 }
 
 export class GpuArray {
@@ -74,11 +75,18 @@ export class GpuRunner {
     return new GpuArray(dtype, shape, new PooledBuffer(buffer, bytes));
   }
 
+  /** A caller's GPUBuffer as a tensor (IO binding); it stays the caller's. */
+  wrap(buffer: GPUBuffer, dtype: DType, shape: readonly number[]): GpuArray {
+    if (buffer.size < sizeOf(shape) * gpuElemBytes(dtype)) throw new Error(`GPU buffer of ${buffer.size} bytes is too small for ${dtype} [${shape}]`);
+    return new GpuArray(dtype, shape, new PooledBuffer(buffer, buffer.size, true));
+  }
+
   /** Drops one reference; the last one returns the buffer to the pool. Dispatches already recorded keep
    *  their reads: later users of the buffer are ordered after them in the same queue. */
   release(a: GpuArray): void {
     if (--a.buf.refs > 0) return;
     if (a.buf.refs < 0) throw new Error('GPU buffer released twice');
+    if (a.buf.external) return;
     const list = this.free.get(a.buf.bytes) ?? [];
     list.push(a.buf.buffer);
     this.free.set(a.buf.bytes, list);
