@@ -6,9 +6,9 @@ import { UsageError } from './args.js';
 const USAGE = `usage: lastmile <command> [options]
 
 commands:
-  run [model] [--input name=file ...] [--backend cpu] [--dim name=N] [--out dir] [--json] [--seed N] [--profile]
-  inspect <model> [--backend cpu] [--json]
-  conformance [path ...] [--backend cpu] [--json file] [--md file] [--filter regex]
+  run [model] [--input name=file ...] [--backend cpu|webgpu] [--dim name=N] [--out dir] [--json] [--seed N] [--profile] [--trace file]
+  inspect <model> [--backend cpu|webgpu] [--json]
+  conformance [path ...] [--backend cpu|webgpu] [--json file] [--md file] [--filter regex]
               [--rtol x] [--atol y] [--expectations file] [--update]
 `;
 

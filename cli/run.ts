@@ -1,4 +1,4 @@
-// `lastmile run [model] [--input name=file ...] [--backend cpu] [--dim name=N] [--out dir] [--json] [--seed N] [--profile]`
+// `lastmile run [model] [--input name=file ...] [--backend cpu|webgpu] [--dim name=N] [--out dir] [--json] [--seed N] [--profile] [--trace file]`
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../engine/errors.js';
@@ -16,30 +16,47 @@ interface InputNote { dtype: string; dims: number[] | string; source: string }
 
 export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, ['json', 'profile']);
+  let t = performance.now();
   if (p.positional.length > 1) throw new UsageError(`run takes one model, got ${p.positional.length}: ${p.positional.join(' ')}`);
   const modelPath = p.positional[0];
   const backend = checkBackend(flag(p, 'backend') ?? 'cpu');
   const dims = parseDims(flags(p, 'dim'));
 
-  let t = performance.now();
+  t = performance.now();
   const session = await InferenceSession.create(modelPath ?? defaultModel(), { executionProviders: [backend], freeDimensionOverrides: Object.fromEntries(dims) });
   const loadMs = performance.now() - t;
   checkDimNames(session, dims);
   const { feeds, inputs, defaults } = prepareFeeds(session, flags(p, 'input'), dims, numFlag(p, 'seed', 0));
 
+  // Per op type: CPU wall time of CPU-placed nodes (onStep) and GPU time of each dispatch (timestamp-query).
   const profile = new Map<string, { runs: number; ms: number }>();
+  const add = (k: string, ms: number) => { const e = profile.get(k) ?? { runs: 0, ms: 0 }; profile.set(k, { runs: e.runs + 1, ms: e.ms + ms }); };
+  const traceFile = flag(p, 'trace'), profiling = p.flags.has('profile') || traceFile !== undefined;
+  const trace: { name: string; cat: string; ph: 'X'; ts: number; dur: number; pid: number; tid: string }[] = [];
   const onStep = (s: Step, ms: number) => {
-    const k = s.node.domain ? `${s.node.domain}.${s.node.opType}` : s.node.opType, e = profile.get(k) ?? { runs: 0, ms: 0 };
-    profile.set(k, { runs: e.runs + 1, ms: e.ms + ms });
+    if (session.placements.get(s)?.device === 'gpu') return; // its GPU time comes from the timestamps
+    const k = s.node.domain ? `${s.node.domain}.${s.node.opType}` : s.node.opType;
+    add(k, ms);
+    trace.push({ name: `${k} ${s.node.name}`, cat: 'cpu', ph: 'X', ts: 1000 * (performance.now() - ms - t), dur: 1000 * ms, pid: 1, tid: 'cpu' });
   };
-  t = performance.now();
-  let results;
+  let results, runMs = 0;
   try {
-    results = await session.run(Object.fromEntries([...feeds].map(([k, v]) => [k, toFeed(v)])), undefined, p.flags.has('profile') ? { onStep } : undefined);
+    const gpuTimed = profiling && backend === 'webgpu';
+    // Time a steady-state run: compile every pipeline first.
+    if (gpuTimed) { await session.warmup(); session.startProfiling(); }
+    t = performance.now();
+    results = await session.run(Object.fromEntries([...feeds].map(([k, v]) => [k, toFeed(v)])), undefined, profiling ? { onStep } : undefined);
+    runMs = performance.now() - t;
+    for (const e of gpuTimed ? await session.endProfiling() : []) {
+      const [op, node] = e.label.split('|');
+      add(`${op} (gpu)`, e.ms);
+      trace.push({ name: `${op} ${node}`, cat: 'gpu', ph: 'X', ts: 1000 * e.startMs, dur: 1000 * e.ms, pid: 1, tid: 'gpu' });
+    }
   } finally {
     await session.release(); // a WebGPU session holds the device, which would keep Node alive
   }
-  const runMs = performance.now() - t;
+  // Chrome's trace event format: opens in Perfetto (ui.perfetto.dev) and chrome://tracing.
+  if (traceFile) writeFileSync(traceFile, JSON.stringify({ traceEvents: trace, displayTimeUnit: 'ms' }));
   const gpuUse = [...session.placements.values()];
   const outputs = Object.entries(results).map(([k, o]) => [k, fromOutput(o)] as [string, Output]);
   const written = flag(p, 'out') ? writeOutputs(flag(p, 'out')!, outputs) : [];

@@ -46,6 +46,7 @@ export async function executeGpu(plan: Plan, feeds: Map<string, AnyValue>, st: G
       let outs: AnyValue[];
       if (placement.device === 'gpu') {
         const def = lookupGpu(node.domain, node.opType, step.opset)!;
+        gpu.label = `${node.opType}|${node.name}`;
         const args = await Promise.all(ins.map(async (v, i) => {
           if (v === undefined) return undefined;
           if (def.cpuInputs?.includes(i)) return (await toCpu(v)) as NdArray;

@@ -193,6 +193,11 @@ export class InferenceSession {
     await this.run(feeds);
   }
 
+  /** WebGPU: times every dispatch on the GPU (timestamp-query) until endProfiling; false where the adapter cannot. */
+  startProfiling(): boolean { return this.gpu?.startProfiling() ?? false; }
+  /** Per dispatch: `op|node` label, start and duration in ms of GPU time. */
+  async endProfiling(): Promise<{ label: string; startMs: number; ms: number }[]> { return this.gpu?.stopProfiling() ?? []; }
+
   /** Where each node ran on the last WebGPU run (empty on CPU sessions). */
   get placements() { return this.gpu?.lastPlacements ?? new Map(); }
 

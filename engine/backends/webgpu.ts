@@ -69,6 +69,9 @@ export class WebGpuBackend {
   /** Placements chosen on the last run (actual dtypes), for reports. */
   get lastPlacements(): ReadonlyMap<Step, Placement> { return this.state.placements; }
 
+  startProfiling(): boolean { return this.runner.startProfiling(); }
+  stopProfiling() { return this.runner.stopProfiling(); }
+
   destroy(): void {
     this.runner.destroy();
     releaseGpu(this.runner.ctx);

@@ -54,6 +54,9 @@ export class GpuRunner {
   private uniformsInFlight: GPUBuffer[] = [];
   private uniformFree: GPUBuffer[] = [];
   dispatches = 0;
+  /** Names the dispatches recorded next (the executor sets it per node), for profiles. */
+  label = '';
+  private prof: Profiler | undefined;
 
   constructor(readonly ctx: GpuContext) {
     // Pipelines belong to the device, so sessions on it share them: a second session compiles nothing new.
@@ -163,9 +166,29 @@ export class GpuRunner {
 
   get pipelineCount() { return this.pipelines.size; }
 
+  /** Starts timing each dispatch on the GPU (timestamp-query); false when the adapter cannot. */
+  startProfiling(): boolean {
+    if (!this.ctx.timestamps) return false;
+    this.submit();
+    this.prof = new Profiler(this.device);
+    return true;
+  }
+
+  /** Stops profiling: each dispatch's label, start (ms, relative to the first) and GPU duration. */
+  async stopProfiling(): Promise<{ label: string; startMs: number; ms: number }[]> {
+    const prof = this.prof;
+    if (!prof) return [];
+    await this.drain();
+    this.submit();
+    this.prof = undefined;
+    return prof.results();
+  }
+
   submit(): void {
     if (!this.encoder) return;
+    this.prof?.resolve(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    this.prof?.collect();
     this.encoder = undefined;
     this.uniformFree.push(...this.uniformsInFlight);
     this.uniformsInFlight = [];
@@ -174,7 +197,9 @@ export class GpuRunner {
   private enc(): GPUCommandEncoder { return (this.encoder ??= this.device.createCommandEncoder()); }
 
   private encode(pipeline: GPUComputePipeline, entries: GPUBindGroupEntry[], grid: [number, number, number]) {
-    const pass = this.enc().beginComputePass();
+    if (this.prof && this.prof.used === PROFILE_SLOTS) this.submit();
+    const timestampWrites = this.prof ? this.prof.slot(this.label) : undefined;
+    const pass = this.enc().beginComputePass(timestampWrites ? { timestampWrites } : {});
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
@@ -251,5 +276,50 @@ function fromGpuBytes(dtype: DType, shape: readonly number[], buf: ArrayBuffer):
     case 'uint32': return new NdArray(dtype, shape, new Uint32Array(buf, 0, n));
     case 'int64': return new NdArray(dtype, shape, new BigInt64Array(buf, 0, n));
     default: throw new Error(`dtype ${dtype} cannot live on the GPU`);
+  }
+}
+
+const PROFILE_SLOTS = 1024;
+
+/** Timestamp pairs per dispatch into a query set, resolved and read back per submitted batch. */
+class Profiler {
+  private set: GPUQuerySet;
+  used = 0;
+  private labels: string[] = [];
+  private batches: Promise<{ label: string; t0: bigint; t1: bigint }[]>[] = [];
+  private resolved: { buf: GPUBuffer; q: GPUBuffer; labels: string[] } | undefined;
+  constructor(private device: GPUDevice) { this.set = device.createQuerySet({ type: 'timestamp', count: 2 * PROFILE_SLOTS }); }
+  slot(label: string): GPUComputePassTimestampWrites {
+    this.labels.push(label);
+    const i = this.used++;
+    return { querySet: this.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+  resolve(enc: GPUCommandEncoder) {
+    if (!this.used) return;
+    const bytes = 16 * this.used;
+    const q = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const buf = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    enc.resolveQuerySet(this.set, 0, 2 * this.used, q, 0);
+    enc.copyBufferToBuffer(q, 0, buf, 0, bytes);
+    this.resolved = { buf, q, labels: this.labels };
+    this.labels = [];
+    this.used = 0;
+  }
+  collect() {
+    const r = this.resolved;
+    if (!r) return;
+    this.resolved = undefined;
+    this.batches.push(r.buf.mapAsync(GPUMapMode.READ).then(() => {
+      const t = new BigUint64Array(r.buf.getMappedRange().slice(0));
+      r.buf.destroy();
+      r.q.destroy();
+      return r.labels.map((label, i) => ({ label, t0: t[2 * i], t1: t[2 * i + 1] }));
+    }));
+  }
+  async results() {
+    const all = (await Promise.all(this.batches)).flat();
+    this.set.destroy();
+    const base = all.reduce((m, e) => (e.t0 < m ? e.t0 : m), all[0]?.t0 ?? 0n);
+    return all.map((e) => ({ label: e.label, startMs: Number(e.t0 - base) / 1e6, ms: Number(e.t1 - e.t0) / 1e6 }));
   }
 }
