@@ -116,7 +116,7 @@ function gpuPlacement(model: Model): { node: string; op: string; device: string;
     const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions });
     const types = inferTypes(model, plan);
     return plan.steps.map((s) => {
-      const dtypes = s.node.inputs.map((n) => { const t = types.get(n); return t?.kind === 'tensor' ? t.dtype : undefined; });
+      const dtypes = s.node.inputs.map((n) => { const t = types.get(n); return t?.kind === 'tensor' ? t.dtype : t ? 'nontensor' as const : undefined; });
       const p = place(s, dtypes, true);
       return { node: s.node.name, op: s.node.opType, device: p.fallback ? 'cpu (fallback)' : p.device, reason: p.reason };
     });

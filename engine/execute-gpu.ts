@@ -1,11 +1,10 @@
 // Runs a plan on a WebGPU session: each node where placement puts it, values moving between CPU and GPU
 // only where a node on the other side needs them. GPU work is recorded into one batch and submitted when
 // the CPU has to read a result.
-import type { DType } from './dtype.js';
 import { LastmileError, OpError, where } from './errors.js';
 import { execute, type ExecHooks } from './execute.js';
 import type { Plan, Step } from './plan.js';
-import { place, type Placement } from './placement.js';
+import { place, type InputKind, type Placement } from './placement.js';
 import { NdArray, type Value } from './tensor.js';
 import { GpuArray, type GpuRunner } from '../kernels/webgpu/runner.js';
 import { lookupGpu, type GpuOpDef } from '../ops/registry.js';
@@ -20,7 +19,7 @@ export interface GpuExecState {
   placements: Map<Step, Placement>;
 }
 
-const dtypeOf = (v: AnyValue | undefined): DType | undefined => (v instanceof NdArray || v instanceof GpuArray ? v.dtype : undefined);
+const kindOf = (v: AnyValue | undefined): InputKind => (v instanceof NdArray || v instanceof GpuArray ? v.dtype : v === undefined ? undefined : 'nontensor');
 
 export async function executeGpu(plan: Plan, feeds: Map<string, AnyValue>, st: GpuExecState, hooks?: ExecHooks): Promise<AnyValue[]> {
   const { gpu } = st;
@@ -40,7 +39,7 @@ export async function executeGpu(plan: Plan, feeds: Map<string, AnyValue>, st: G
       const { node } = step;
       const ins = node.inputs.map((n) => (n ? get(n) : undefined));
       node.inputs.forEach((n, i) => { if (n && ins[i] === undefined) throw new OpError(`${where(node)}: input '${n}' has no value`); });
-      const placement = place(step, ins.map(dtypeOf), gpu.ctx.f16);
+      const placement = place(step, ins.map(kindOf), gpu.ctx.f16);
       st.placements.set(step, placement);
       const t0 = hooks?.onStep ? performance.now() : 0;
       let outs: AnyValue[];
@@ -63,8 +62,8 @@ export async function executeGpu(plan: Plan, feeds: Map<string, AnyValue>, st: G
       }
       if (hooks?.onStep) hooks.onStep(step, performance.now() - t0);
       node.outputs.forEach((name, i) => {
-        if (!name) return;
         let v = outs[i];
+        if (!name) { if (v instanceof GpuArray && !ins.includes(v)) gpu.release(v); return; } // an omitted optional output
         if (v === undefined) throw new OpError(`${where(node)}: produced no value for output ${i} ('${name}')`);
         // An op that hands an input back unchanged shares its buffer: take a reference of our own.
         if (v instanceof GpuArray && ins.includes(v)) v = v.view();

@@ -16,9 +16,14 @@ export const CPU_BY_DESIGN: ReadonlySet<string> = new Set([
 ]);
 const SHAPE_DTYPES = new Set<DType | undefined>(['int64', 'bool']);
 
-export function place(step: Step, dtypes: (DType | undefined)[], f16: boolean): Placement {
+/** An input's element type, 'nontensor' for sequences and optionals, undefined when unknown. */
+export type InputKind = DType | 'nontensor' | undefined;
+
+export function place(step: Step, kinds: InputKind[], f16: boolean): Placement {
   const { node } = step;
   if (CPU_BY_DESIGN.has(node.opType)) return { device: 'cpu', reason: 'bookkeeping/control op: CPU by design', fallback: false };
+  if (kinds.includes('nontensor')) return { device: 'cpu', reason: 'sequence/optional values live on the CPU by design', fallback: false };
+  const dtypes = kinds as (DType | undefined)[];
   const def = lookupGpu(node.domain, node.opType, step.opset);
   const data = dtypes.filter((_, i) => !def?.cpuInputs?.includes(i));
   if (data.length && data.every((d) => SHAPE_DTYPES.has(d))) return { device: 'cpu', reason: 'int64/bool shape arithmetic: CPU by design', fallback: false };

@@ -1,11 +1,10 @@
 // The WebGPU backend of a session: owns the GPU runner, places nodes, checks `strict`, runs plans.
-import type { DType } from '../dtype.js';
 import { UnsupportedOpError } from '../errors.js';
 import type { ExecHooks } from '../execute.js';
 import { executeGpu, outputsToCpu, type AnyValue, type GpuExecState } from '../execute-gpu.js';
 import type { TypeInfo } from '../graph.js';
 import type { Plan, Step } from '../plan.js';
-import { place, type Placement } from '../placement.js';
+import { place, type InputKind, type Placement } from '../placement.js';
 import { Tensor, toTensor, type Value } from '../tensor.js';
 import { acquireGpu, releaseGpu } from '../../kernels/webgpu/device.js';
 import { GpuArray, GpuRunner } from '../../kernels/webgpu/runner.js';
@@ -27,7 +26,7 @@ export class WebGpuBackend {
   plan(plan: Plan, types: Map<string, TypeInfo>): Map<Step, Placement> {
     const out = new Map<Step, Placement>();
     for (const s of plan.steps) {
-      const dtypes = s.node.inputs.map((n): DType | undefined => { const t = types.get(n); return t?.kind === 'tensor' ? t.dtype : undefined; });
+      const dtypes = s.node.inputs.map((n): InputKind => { const t = types.get(n); return t?.kind === 'tensor' ? t.dtype : t ? 'nontensor' : undefined; });
       out.set(s, place(s, dtypes, this.runner.ctx.f16));
     }
     return out;

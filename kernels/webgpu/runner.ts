@@ -35,6 +35,8 @@ export interface Program {
   /** Builds the WGSL source (only on a cache miss). */
   shader: () => string;
   inputs: GpuArray[];
+  /** Fresh buffers for the results. A program that writes into an existing tensor (Concat, scatters)
+   *  instead lists it last among `inputs`, declared read_write, with no outputs. */
   outputs: { dtype: DType; shape: readonly number[] }[];
   uniforms: Uniform[];
   /** Workgroups to launch: a count (split over x and y past the 65535 limit) or an explicit grid. */
