@@ -3,6 +3,7 @@
 import { ModelLoadError, UnsupportedOpError, OpError, where, LastmileError } from './errors.js';
 import type { FunctionDef, Graph, Node } from './graph.js';
 import { inlineFunctions } from './passes/inline-functions.js';
+import { optimize, type OptimizationLevel } from './passes/index.js';
 import { Attrs, lookup, type OpDef } from '../ops/registry.js';
 import type { Value } from './tensor.js';
 
@@ -32,13 +33,22 @@ export interface CompileEnv {
   functions: Map<string, FunctionDef>;
 }
 
-export function compile(graph: Graph, env: CompileEnv, outer: ReadonlySet<string> = new Set()): Plan {
-  const nodes = inlineFunctions(graph.nodes, env);
+export interface CompileOptions {
+  /** Graph optimisation (engine/passes/) before scheduling; 'disabled' by default. */
+  level?: OptimizationLevel;
+}
+
+export function compile(graph: Graph, env: CompileEnv, options: CompileOptions = {}, outer: ReadonlySet<string> = new Set()): Plan {
+  let nodes = inlineFunctions(graph.nodes, env);
+  if (options.level && options.level !== 'disabled') {
+    ({ graph, env } = optimize({ ...graph, nodes }, env, options.level, outer.size > 0));
+    nodes = graph.nodes;
+  }
   const produced = new Set<string>([...graph.inputs.map((i) => i.name), ...graph.initializers.keys()]);
   for (const n of nodes) for (const o of n.outputs) if (o) produced.add(o);
   const visible = new Set([...outer, ...produced]);
 
-  const prepared = nodes.map((node) => prepare(node, env, visible));
+  const prepared = nodes.map((node) => prepare(node, env, options, visible));
   const free = new Set<string>();
   for (const p of prepared) {
     for (const name of [...p.node.inputs, ...p.implicit]) if (name && !produced.has(name)) {
@@ -63,7 +73,7 @@ export function compile(graph: Graph, env: CompileEnv, outer: ReadonlySet<string
   return { graph, steps, inputs: graph.inputs.map((i) => i.name), outputs: graph.outputs.map((o) => o.name), constants: graph.initializers, free };
 }
 
-function prepare(node: Node, env: CompileEnv, visible: ReadonlySet<string>): Step {
+function prepare(node: Node, env: CompileEnv, options: CompileOptions, visible: ReadonlySet<string>): Step {
   const opset = env.opsets.get(node.domain);
   if (opset === undefined) throw new UnsupportedOpError(node.opType, node.domain, 0, node.name, `domain '${node.domain}' is not imported by the model`);
   const def = lookup(node.domain, node.opType, opset);
@@ -80,7 +90,7 @@ function prepare(node: Node, env: CompileEnv, visible: ReadonlySet<string>): Ste
   for (const a of node.attrs.values()) {
     const graphs = a.type === 'graph' ? [a.value as Graph] : a.type === 'graphs' ? (a.value as Graph[]) : [];
     for (const g of graphs) {
-      const p = compile(g, env, visible);
+      const p = compile(g, env, options, visible);
       subgraphs.set(a.name, p);
       for (const f of p.free) implicit.add(f);
     }

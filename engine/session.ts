@@ -91,12 +91,11 @@ export class InferenceSession {
 
   /** A session on an already loaded model, on the first execution provider that is available. */
   static async load(model: Model, options: SessionOptions = {}): Promise<InferenceSession> {
-    const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions });
     const names = providerNames(options.executionProviders);
     for (const [i, name] of names.entries()) {
-      if (name !== 'webgpu') return new InferenceSession(model, plan, 'cpu', options);
+      if (name !== 'webgpu') return new InferenceSession(model, compilePlan(model, options, 'cpu'), 'cpu', options);
       try {
-        return new InferenceSession(model, plan, 'webgpu', options, await WebGpuBackend.open());
+        return new InferenceSession(model, compilePlan(model, options, 'webgpu'), 'webgpu', options, await WebGpuBackend.open());
       } catch (e) {
         // As onnxruntime: an unavailable provider falls through to the next one listed.
         if (!(e instanceof GpuUnavailableError) || i === names.length - 1) throw e;
@@ -108,8 +107,7 @@ export class InferenceSession {
   /** A CPU session, created synchronously. */
   static fromModel(model: Model, options: SessionOptions = {}): InferenceSession {
     if (providerNames(options.executionProviders)[0] === 'webgpu') throw new LastmileError('a WebGPU session needs InferenceSession.create or load (async)');
-    const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions });
-    return new InferenceSession(model, plan, 'cpu', options);
+    return new InferenceSession(model, compilePlan(model, options, 'cpu'), 'cpu', options);
   }
 
   /**
@@ -226,6 +224,13 @@ export class InferenceSession {
     }
     return bound;
   }
+}
+
+/** The plan for a backend: WebGPU has kernels for standard ops only, so it gets 'basic' optimisation at most. */
+function compilePlan(model: Model, options: SessionOptions, backend: string): Plan {
+  const asked = options.graphOptimizationLevel ?? 'all';
+  const level = backend === 'webgpu' && asked !== 'disabled' ? 'basic' : asked;
+  return compile(model.graph, { opsets: model.opsets, functions: model.functions }, { level });
 }
 
 function providerNames(eps: SessionOptions['executionProviders']): string[] {

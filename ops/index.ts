@@ -30,3 +30,4 @@ import './random.js';
 import './linalg.js';
 import './flex-attention.js';
 import './image-decoder.js';
+import './fused.js';

@@ -19,14 +19,18 @@ export const broadcastInfer = (dtype?: DType) => (ins: Ins): TypeInfo[] => {
   const rank = Math.max(...shapes.map((s) => s!.length));
   const dims: Dim[] = [];
   for (let i = 0; i < rank; i++) {
-    let d: Dim = 1;
+    let d: Dim = 1, unknown = false;
     for (const s of shapes) {
-      const x = s![s!.length - rank + i] ?? 1;
+      const k = s!.length - rank + i;
+      if (k < 0) continue; // a missing leading dim broadcasts as 1
+      const x = s![k];
       if (x === 1) continue;
+      if (x === null) { unknown = true; continue; }
       if (d === 1) d = x;
       else if (d !== x) d = typeof d === 'number' && typeof x === 'number' ? d : null;
     }
-    dims.push(d);
+    // An unknown dim is either 1 or the others' size: known only when another input fixes a size > 1.
+    dims.push(unknown && d === 1 ? null : d);
   }
   return [tensorType(out.kind === 'tensor' ? out.dtype : undefined, dims)];
 };

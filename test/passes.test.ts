@@ -1,0 +1,383 @@
+// Graph optimisation passes (engine/passes/): each test builds a graph the pass should rewrite, checks the
+// optimised plan's ops (the pass fired, or rightly did not), and checks that the optimised session computes
+// what the unoptimised one does on the same inputs (rtol 1e-4); a few models also go against onnxruntime.
+import { describe, expect, it } from 'vitest';
+import { compareValues } from '../conformance/compare.js';
+import { compile } from '../engine/plan.js';
+import { NdArray, toNdArray, toTensor } from '../engine/tensor.js';
+import { InferenceSession, Tensor } from '../index.js';
+import { f32, float, GraphBuilder, i64 } from '../loaders/builder.js';
+import { loadModel } from '../loaders/onnx.js';
+import { expectMatchesOrt, randomF32, rng } from './helpers/oracle.js';
+
+type Level = 'disabled' | 'basic' | 'all';
+type Feeds = Record<string, NdArray>;
+const TOL = { rtol: 1e-4, atol: 1e-5 };
+
+/** Op types of the compiled plan at `level`. */
+function planOps(bytes: Uint8Array, level: Level): string[] {
+  const m = loadModel(bytes);
+  return compile(m.graph, { opsets: m.opsets, functions: m.functions }, { level }).steps.map((s) => s.node.opType);
+}
+
+async function runAt(bytes: Uint8Array, feeds: Feeds, level: Level) {
+  const s = await InferenceSession.create(bytes, { graphOptimizationLevel: level });
+  return s.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, toTensor(v)])));
+}
+
+/** The optimised session's outputs equal the unoptimised session's. */
+async function sameAsDisabled(bytes: Uint8Array, feeds: Feeds, level: Level = 'all') {
+  const want = await runAt(bytes, feeds, 'disabled'), got = await runAt(bytes, feeds, level);
+  expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+  for (const [k, t] of Object.entries(want)) {
+    expect(compareValues(toNdArray(t as Tensor), toNdArray(got[k] as Tensor), TOL), `output '${k}' at level ${level}`).toBeUndefined();
+  }
+}
+
+interface Expect { has?: string[]; lacks?: string[]; level?: Level }
+
+/** Checks the ops left at the level and the results at both optimising levels. */
+async function check(g: GraphBuilder, feeds: Feeds, e: Expect, opset = 17) {
+  const bytes = g.model({ opset }), ops = planOps(bytes, e.level ?? 'all');
+  for (const op of e.has ?? []) expect(ops, `ops ${ops.join(' ')}`).toContain(op);
+  for (const op of e.lacks ?? []) expect(ops, `ops ${ops.join(' ')}`).not.toContain(op);
+  await sameAsDisabled(bytes, feeds, 'basic');
+  await sameAsDisabled(bytes, feeds, 'all');
+  return ops;
+}
+
+const weights = (g: GraphBuilder, name: string, shape: number[], seed: number, lo = -1, hi = 1) => g.init(name, randomF32(shape, rng(seed), lo, hi));
+
+describe('levels', () => {
+  it("'disabled' keeps the graph; 'basic' makes only standard ops; 'all' fuses into the internal domain", () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 3, 8, 8]);
+    const c = g.node('Conv', [x, weights(g, 'w', [4, 3, 3, 3], 1)], { pads: [1, 1, 1, 1] })[0];
+    g.output(g.node('Relu', [g.node('Identity', [c])[0]])[0], 'float32');
+    const bytes = g.model();
+    expect(planOps(bytes, 'disabled')).toEqual(['Conv', 'Identity', 'Relu']);
+    expect(planOps(bytes, 'basic')).toEqual(['Conv', 'Relu']);
+    expect(planOps(bytes, 'all')).toEqual(['FusedConv']);
+  });
+
+  it('a session defaults to all', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 3]);
+    g.output(g.node('Relu', [g.node('Gemm', [x, weights(g, 'w', [3, 4], 2)])[0]])[0], 'float32');
+    const s = await InferenceSession.create(g.model());
+    const out = await s.run({ x: toTensor(randomF32([2, 3])) });
+    expect((out[s.outputNames[0]] as Tensor).dims).toEqual([2, 4]);
+    expect(s.outputMetadata[0].shape).toEqual([2, 4]); // inference still flows through the fused op
+  });
+});
+
+describe('constant folding', () => {
+  it('folds chains of constant arithmetic, Constant nodes and casts', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 4]);
+    const k = g.node('Constant', [], { value: f32([4], [1, 2, 3, 4]) })[0];
+    const scaled = g.node('Mul', [k, g.init('two', f32([], [2]))])[0];
+    const shape = g.node('Cast', [g.node('Concat', [g.init('a', i64([1], [2])), g.init('b', i64([1], [4]))], { axis: 0 })[0]], { to: 7 })[0];
+    const bias = g.node('Expand', [scaled, shape])[0];
+    g.output(g.node('Add', [x, bias])[0], 'float32');
+    const ops = await check(g, { x: randomF32([2, 4]) }, { lacks: ['Mul', 'Concat', 'Expand', 'Cast'] });
+    expect(ops).toEqual(['Constant', 'Add']);
+  });
+
+  it('leaves random ops, overridable initializers and outputs over the size cap alone', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 2]), over = g.input('over', 'float32', [2, 2]);
+    g.init('over', f32([2, 2], [1, 1, 1, 1])); // an initializer that is also an input can be fed
+    const noise = g.node('RandomUniform', [], { shape: [2, 2], seed: float(3) })[0];
+    const big = g.node('ConstantOfShape', [g.init('s', i64([2], [2048, 1024]))], { value: f32([1], [1]) })[0];
+    const total = g.node('ReduceSum', [big], { keepdims: 0 })[0];
+    g.output(g.node('Add', [g.node('Add', [g.node('Mul', [x, over])[0], noise])[0], total])[0], 'float32');
+    const bytes = g.model({ opset: 13 }), ops = planOps(bytes, 'all');
+    expect(ops).toContain('RandomUniform');
+    expect(ops).toContain('ConstantOfShape');
+    const feeds = { x: randomF32([2, 2]), over: f32([2, 2], [5, 6, 7, 8]) };
+    const [a, b] = [await runAt(bytes, feeds, 'disabled'), await runAt(bytes, feeds, 'all')];
+    expect(Array.from((b[g.outputs[0].name] as Tensor).data as Float32Array)).toEqual(Array.from((a[g.outputs[0].name] as Tensor).data as Float32Array));
+  });
+});
+
+describe('shape folding', () => {
+  it('folds Shape of static shapes and the arithmetic behind a Reshape', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 3, 4]);
+    const s = g.node('Shape', [x])[0];
+    const d0 = g.node('Gather', [s, g.init('i0', i64([1], [0]))], { axis: 0 })[0];
+    const rest = g.node('ReduceProd', [g.node('Slice', [s, g.init('st', i64([1], [1])), g.init('en', i64([1], [3]))])[0]], { keepdims: 1 })[0];
+    g.output(g.node('Reshape', [x, g.node('Concat', [d0, rest], { axis: 0 })[0]])[0], 'float32');
+    expect(await check(g, { x: randomF32([2, 3, 4]) }, {})).toEqual(['Constant', 'Reshape']);
+  });
+
+  it('with a symbolic batch, folds the Gathers of known dims and keeps the batch dim computed', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', ['batch', 3, 4]);
+    const s = g.node('Shape', [x])[0];
+    const pick = (i: number) => g.node('Gather', [s, g.init(`i${i}`, i64([1], [i]))], { axis: 0 })[0];
+    const flat = g.node('Mul', [pick(1), pick(2)])[0];
+    g.output(g.node('Reshape', [x, g.node('Concat', [pick(0), flat], { axis: 0 })[0]])[0], 'float32');
+    const ops = await check(g, { x: randomF32([5, 3, 4]) }, { lacks: ['Mul'] });
+    expect(ops.filter((o) => o === 'Gather')).toHaveLength(1);
+    await sameAsDisabled(g.model(), { x: randomF32([2, 3, 4]) });
+  });
+
+  it('never takes an unknown dim for a known one (a broadcast with a scalar keeps it unknown)', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 6]);
+    const m = g.node('Mul', [g.node('Reshape', [x, g.init('s', i64([2], [3, 4]))])[0], g.init('k', f32([], [2]))])[0];
+    const d = g.node('Gather', [g.node('Shape', [m])[0], g.init('i', i64([], [1]))], { axis: 0 })[0];
+    g.output(g.node('Range', [g.init('z', i64([], [0])), d, g.init('one', i64([], [1]))])[0], 'int64');
+    g.output(m, 'float32');
+    await check(g, { x: randomF32([2, 6]) }, { has: ['Shape', 'Range'] });
+  });
+});
+
+describe('dead code and redundant nodes', () => {
+  it('drops unused branches, Identity, inference Dropout, no-op Cast and identity Transpose', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 3]);
+    g.node('Exp', [g.node('Sin', [x])[0]]); // read by nobody
+    const a = g.node('Identity', [x])[0];
+    const b = g.node('Dropout', [a], {}, 1)[0];
+    const c = g.node('Cast', [b], { to: 1 })[0];
+    const d = g.node('Transpose', [c], { perm: [0, 1] })[0];
+    const y = g.node('Transpose', [g.node('Transpose', [d], { perm: [1, 0] })[0]], { perm: [1, 0] })[0];
+    g.output(g.node('Neg', [y])[0], 'float32');
+    expect(await check(g, { x: randomF32([2, 3]) }, {}, 13)).toEqual(['Neg']);
+  });
+
+  it('an Identity making a graph output keeps that output, by renaming its producer', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [3]);
+    g.output(g.node('Identity', [g.node('Neg', [x])[0]], {}, ['y'])[0], 'float32');
+    g.output(g.node('Identity', [x], {}, ['z'])[0], 'float32'); // of a graph input: stays
+    expect(await check(g, { x: randomF32([3]) }, {})).toEqual(['Neg', 'Identity']);
+  });
+});
+
+describe('Conv + BatchNormalization / affine folding', () => {
+  it('folds BN, then a per-channel Mul and Add, into the Conv weights and bias', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 3, 6, 6]);
+    const conv = g.node('Conv', [x, weights(g, 'w', [4, 3, 3, 3], 1), weights(g, 'b', [4], 2)], { pads: [1, 1, 1, 1] })[0];
+    const p = (n: string, seed: number, lo: number, hi: number) => weights(g, n, [4], seed, lo, hi);
+    const bn = g.node('BatchNormalization', [conv, p('s', 3, 0.5, 1.5), p('bb', 4, -1, 1), p('m', 5, -1, 1), p('v', 6, 0.5, 2)], { epsilon: float(1e-3) })[0];
+    const mul = g.node('Mul', [bn, weights(g, 'k', [4, 1, 1], 7)])[0];
+    g.output(g.node('Add', [g.init('c', f32([1, 4, 1, 1], [1, 2, 3, 4])), mul])[0], 'float32');
+    expect(await check(g, { x: randomF32([2, 3, 6, 6]) }, { level: 'basic' })).toEqual(['Constant', 'Constant', 'Conv']);
+  });
+
+  it('leaves training-mode BN and non-constant parameters', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 3, 4, 4]), scale = g.input('scale', 'float32', [4]);
+    const conv = g.node('Conv', [x, weights(g, 'w', [4, 3, 1, 1], 1)])[0];
+    const p = (n: string, seed: number) => weights(g, n, [4], seed, 0.5, 1.5);
+    g.output(g.node('BatchNormalization', [conv, scale, p('b', 2), p('m', 3), p('v', 4)])[0], 'float32');
+    await check(g, { x: randomF32([2, 3, 4, 4]), scale: randomF32([4]) }, { has: ['BatchNormalization'] });
+  });
+});
+
+describe('activation, bias and residual fusion', () => {
+  const acts: [string, string[], number, Record<string, number | { __float: number }>][] = [
+    ['Relu', [], 17, {}], ['LeakyRelu', [], 17, { alpha: float(0.2) }], ['Sigmoid', [], 17, {}], ['Tanh', [], 17, {}],
+    ['HardSigmoid', [], 17, { alpha: float(0.3), beta: float(0.4) }], ['HardSwish', [], 17, {}], ['Elu', [], 17, { alpha: float(0.7) }],
+    ['Clip', ['lo', 'hi'], 17, {}], ['Clip', ['', 'hi'], 17, {}], ['Clip', [], 6, { min: float(-0.5), max: float(0.5) }], ['Gelu', [], 20, {}],
+  ];
+  it.each(acts)('Conv + %s -> FusedConv (bound inputs %j, opset %i)', async (act, extra, opset, attrs) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 2, 5, 5]);
+    const conv = g.node('Conv', [x, weights(g, 'w', [3, 2, 3, 3], 1), weights(g, 'b', [3], 2)])[0];
+    const bounds = extra.map((n) => (n ? g.init(n, f32([], [n === 'lo' ? -0.3 : 0.4])) : ''));
+    g.output(g.node(act, [conv, ...bounds], attrs)[0], 'float32');
+    expect(await check(g, { x: randomF32([1, 2, 5, 5], rng(3), -3, 3) }, {}, opset)).toEqual(['FusedConv']);
+  });
+
+  it('Sigmoid * x (SiLU) fuses; a Sigmoid with another reader does not', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 2, 4, 4]);
+    const c1 = g.node('Conv', [x, weights(g, 'w1', [2, 2, 1, 1], 1)])[0];
+    const h = g.node('Mul', [g.node('Sigmoid', [c1])[0], c1])[0];
+    const c2 = g.node('Conv', [h, weights(g, 'w2', [2, 2, 1, 1], 2)])[0], s2 = g.node('Sigmoid', [c2])[0];
+    g.output(g.node('Add', [g.node('Mul', [c2, s2])[0], s2])[0], 'float32');
+    const ops = await check(g, { x: randomF32([1, 2, 4, 4], rng(4), -4, 4) }, {});
+    expect(ops.filter((o) => o === 'Sigmoid')).toHaveLength(1);
+  });
+
+  it('Conv + residual Add + Relu -> one FusedConv, with same-shape and broadcast addends', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 3, 5, 5]), z = g.input('z', 'float32', [1, 3, 1, 5]), big = g.input('big', 'float32', [2, 2, 3, 5, 5]);
+    const c1 = g.node('Conv', [x, weights(g, 'w1', [3, 3, 3, 3], 1)], { pads: [1, 1, 1, 1] })[0];
+    const r1 = g.node('Relu', [g.node('Add', [x, c1])[0]])[0]; // the addend first
+    const c2 = g.node('Conv', [r1, weights(g, 'w2', [3, 3, 1, 1], 2)])[0];
+    const r2 = g.node('Add', [c2, z])[0];
+    const c3 = g.node('Conv', [r2, weights(g, 'w3', [3, 3, 1, 1], 3)])[0];
+    g.output(g.node('Add', [c3, big])[0], 'float32'); // grows the output: a new tensor, not in place
+    const feeds = { x: randomF32([2, 3, 5, 5], rng(1)), z: randomF32([1, 3, 1, 5], rng(2)), big: randomF32([2, 2, 3, 5, 5], rng(3)) };
+    expect(await check(g, feeds, {})).toEqual(['FusedConv', 'FusedConv', 'FusedConv']);
+  });
+
+  it('MatMul + Add -> Gemm for 2-D operands (basic), FusedMatMul with bias and activation otherwise', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [4, 6]), t = g.input('t', 'float32', ['batch', 5, 6]);
+    const w = weights(g, 'w', [6, 6], 1), b = weights(g, 'b', [6], 2);
+    const two = g.node('Add', [g.node('MatMul', [x, w])[0], b])[0];
+    const three = g.node('Relu', [g.node('Add', [b, g.node('MatMul', [t, w])[0]])[0]])[0];
+    g.output(two, 'float32');
+    g.output(three, 'float32');
+    const feeds = { x: randomF32([4, 6], rng(3)), t: randomF32([2, 5, 6], rng(4)) };
+    expect(await check(g, feeds, { level: 'basic' })).toEqual(['Gemm', 'MatMul', 'Add', 'Relu']);
+    expect(planOps(g.model(), 'all')).toEqual(['Gemm', 'FusedMatMul']);
+  });
+
+  it('Gemm + Clip and a non-float MatMul', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [3, 4]), n = g.input('n', 'int32', [2, 2]);
+    const gm = g.node('Gemm', [x, weights(g, 'w', [5, 4], 1), weights(g, 'b', [5], 2)], { transB: 1, alpha: float(0.5) })[0];
+    g.output(g.node('Clip', [gm, g.init('lo', f32([], [0])), g.init('hi', f32([], [0.6]))])[0], 'float32');
+    g.output(g.node('Relu', [g.node('MatMul', [n, g.init('k', new NdArray('int32', [2, 2], Int32Array.of(1, -2, 3, -4)))])[0]])[0], 'int32');
+    const feeds = { x: randomF32([3, 4]), n: new NdArray('int32', [2, 2], Int32Array.of(1, 2, 3, 4)) };
+    expect(await check(g, feeds, {})).toEqual(['FusedGemm', 'MatMul', 'Relu']);
+  });
+});
+
+describe('pattern recognition', () => {
+  function layerNorm(g: GraphBuilder, x: string, c: number, axes: number[], sq: 'Pow' | 'Mul') {
+    const d = g.node('Sub', [x, g.node('ReduceMean', [x], { axes })[0]])[0];
+    const d2 = sq === 'Pow' ? g.node('Pow', [d, g.init('p2', f32([], [2]))])[0] : g.node('Mul', [d, d])[0];
+    const v = g.node('ReduceMean', [d2], { axes })[0];
+    const n = g.node('Div', [d, g.node('Sqrt', [g.node('Add', [v, g.init('eps', f32([], [1e-5]))])[0]])[0]])[0];
+    return g.node('Add', [g.node('Mul', [n, weights(g, 'gamma', [c], 1, 0.5, 1.5)])[0], weights(g, 'beta', [c], 2)])[0];
+  }
+  it.each([[[-1], 'Pow', 14], [[2], 'Mul', 17], [[-2, -1], 'Pow', 14]] as const)('decomposed LayerNorm over axes %j (%s, opset %i)', async (axes, sq, opset) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', ['b', 3, 8]);
+    g.output(layerNorm(g, x, axes.length === 2 ? 1 : 8, [...axes], sq), 'float32');
+    expect(await check(g, { x: randomF32([2, 3, 8], rng(5), -2, 3) }, {}, opset)).toEqual(['LayerNormalization']);
+  });
+
+  it('a LayerNorm whose centred value is a graph output is left alone', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 8]);
+    g.output(layerNorm(g, x, 8, [-1], 'Pow'), 'float32');
+    g.output(g.nodes.find((n) => n.op_type === 'Sub').output[0], 'float32');
+    await check(g, { x: randomF32([2, 8]) }, { lacks: ['LayerNormalization'] }, 14);
+  });
+
+  it.each(['half-x-first', 'half-g-first', 'x-g-first', 'mul-recip'])('erf Gelu (%s), fused into the MatMul before it', async (form) => {
+    const g = new GraphBuilder();
+    const t = g.input('t', 'float32', [2, 3, 4]);
+    const x = g.node('Add', [g.node('MatMul', [t, weights(g, 'w', [4, 4], 1)])[0], weights(g, 'b', [4], 2)])[0];
+    const c = (n: string, v: number) => g.init(n, f32([], [v]));
+    const arg = form === 'mul-recip' ? g.node('Mul', [x, c('r', Math.SQRT1_2)])[0] : g.node('Div', [x, c('s', Math.SQRT2)])[0];
+    const gg = g.node('Add', [g.node('Erf', [arg])[0], c('one', 1)])[0];
+    const half = c('half', 0.5);
+    const y = form === 'half-g-first' ? g.node('Mul', [x, g.node('Mul', [gg, half])[0]])[0]
+      : form === 'x-g-first' ? g.node('Mul', [g.node('Mul', [x, gg])[0], half])[0]
+        : g.node('Mul', [g.node('Mul', [x, half])[0], gg])[0];
+    g.output(y, 'float32');
+    expect(await check(g, { t: randomF32([2, 3, 4], rng(6), -3, 3) }, {}, 13)).toEqual(['FusedMatMul']);
+  });
+
+  it.each(['pow', 'muls'])('tanh Gelu with x^3 as %s', async (cube) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [3, 5]);
+    const c = (n: string, v: number) => g.init(n, f32([], [v]));
+    const x3 = cube === 'pow' ? g.node('Pow', [x, c('three', 3)])[0] : g.node('Mul', [x, g.node('Mul', [x, x])[0]])[0];
+    const inner = g.node('Mul', [g.node('Add', [x, g.node('Mul', [c('k', 0.044715), x3])[0]])[0], c('s', Math.sqrt(2 / Math.PI))])[0];
+    g.output(g.node('Mul', [g.node('Mul', [x, c('half', 0.5)])[0], g.node('Add', [c('one', 1), g.node('Tanh', [inner])[0]])[0]])[0], 'float32');
+    expect(await check(g, { x: randomF32([3, 5], rng(7), -4, 4) }, {}, 13)).toEqual(['Gelu']);
+  });
+});
+
+describe('transpose elimination', () => {
+  it.each([
+    [[2, 4, 3, 5], [0, 2, 3, 1], 'B'], [[3, 2, 4], [1, 0, 2], 'A'], [[4, 3], [1, 0], 'A'], [[5, 2, 3], [2, 1, 0], 'B'],
+  ] as const)('Transpose of shape %j by %j feeding MatMul as %s is read through strides', async (shape, perm, side) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [...shape]);
+    const t = g.node('Transpose', [x], { perm: [...perm] })[0];
+    const ts = perm.map((p) => shape[p]);
+    const other = side === 'B'
+      ? g.input('o', 'float32', [...ts.slice(0, -2), 3, ts[ts.length - 2]])
+      : g.input('o', 'float32', [ts[ts.length - 1], 2]);
+    g.output(g.node('MatMul', side === 'B' ? [other, t] : [t, other])[0], 'float32');
+    const os = side === 'B' ? [...ts.slice(0, -2), 3, ts[ts.length - 2]] : [ts[ts.length - 1], 2];
+    expect(await check(g, { x: randomF32([...shape], rng(8)), o: randomF32(os, rng(9)) }, {})).toEqual(['FusedMatMul']);
+  });
+
+  it('attention scores: both operands transposed, batch broadcast, then a bias', async () => {
+    const g = new GraphBuilder();
+    const q = g.input('q', 'float32', [2, 5, 3, 4]), k = g.input('k', 'float32', [1, 5, 3, 4]), m = g.input('m', 'float32', [5, 5]);
+    const qt = g.node('Transpose', [q], { perm: [0, 2, 1, 3] })[0];
+    const kt = g.node('Transpose', [g.node('Transpose', [k], { perm: [0, 2, 1, 3] })[0]], { perm: [0, 1, 3, 2] })[0];
+    g.output(g.node('Add', [g.node('MatMul', [qt, kt])[0], m])[0], 'float32');
+    const feeds = { q: randomF32([2, 5, 3, 4], rng(1)), k: randomF32([1, 5, 3, 4], rng(2)), m: randomF32([5, 5], rng(3)) };
+    expect(await check(g, feeds, {})).toEqual(['FusedMatMul']);
+  });
+
+  it('a 2-D Transpose feeding Gemm flips transA/transB (basic)', async () => {
+    const g = new GraphBuilder();
+    const a = g.input('a', 'float32', [4, 3]), b = g.input('b', 'float32', [4, 5]);
+    g.output(g.node('Gemm', [g.node('Transpose', [a])[0], g.node('Transpose', [b])[0]], { transB: 1 })[0], 'float32');
+    expect(await check(g, { a: randomF32([4, 3]), b: randomF32([4, 5]) }, { level: 'basic' })).toEqual(['Gemm']);
+  });
+});
+
+describe('values the passes must not touch', () => {
+  it('a Conv output that is also a graph output is not fused with its Relu', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 2, 4, 4]);
+    const c = g.node('Conv', [x, weights(g, 'w', [2, 2, 1, 1], 1)])[0];
+    g.output(g.node('Relu', [c])[0], 'float32');
+    g.output(c, 'float32');
+    expect(await check(g, { x: randomF32([1, 2, 4, 4]) }, {})).toEqual(['Conv', 'Relu']);
+  });
+
+  it('a value read by an If branch is not fused away, and the branches are optimised too', async () => {
+    const g = new GraphBuilder();
+    const cond = g.input('cond', 'bool', []), x = g.input('x', 'float32', [1, 2, 4, 4]);
+    const c = g.node('Conv', [x, weights(g, 'w', [2, 2, 1, 1], 1)])[0];
+    const r = g.node('Relu', [c])[0];
+    const then = new GraphBuilder('then'), els = new GraphBuilder('else');
+    then.output(then.node('Add', [c, then.node('Mul', [then.init('k1', f32([], [2])), then.init('k2', f32([], [3]))])[0]])[0], 'float32');
+    els.output(els.node('Identity', [r])[0], 'float32');
+    g.output(g.node('If', [cond], { then_branch: then, else_branch: els })[0], 'float32');
+    const bytes = g.model(), m = loadModel(bytes);
+    const plan = compile(m.graph, { opsets: m.opsets, functions: m.functions }, { level: 'all' });
+    expect(plan.steps.map((s) => s.node.opType)).toEqual(['Conv', 'Relu', 'If']);
+    expect(plan.steps[2].subgraphs.get('then_branch')!.steps.map((s) => s.node.opType)).toEqual(['Constant', 'Add']);
+    for (const v of [true, false]) await sameAsDisabled(bytes, { cond: new NdArray('bool', [], Uint8Array.of(+v)), x: randomF32([1, 2, 4, 4]) });
+  });
+});
+
+describe('against onnxruntime-node', () => {
+  it('a fused conv net with folded BN, residuals and activations', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', ['n', 3, 8, 8]);
+    const bn = (h: string, c: number, s: number) => g.node('BatchNormalization', [h, ...[[0.5, 1.5], [-0.5, 0.5], [-0.5, 0.5], [0.5, 2]].map(([lo, hi], i) => weights(g, `bn${s}_${i}`, [c], s * 10 + i, lo, hi))])[0];
+    const stem = g.node('Clip', [bn(g.node('Conv', [x, weights(g, 'w0', [4, 3, 3, 3], 1)], { pads: [1, 1, 1, 1] })[0], 4, 1), g.init('z', f32([], [0])), g.init('six', f32([], [6]))])[0];
+    const body = bn(g.node('Conv', [stem, weights(g, 'w1', [4, 2, 3, 3], 2)], { pads: [1, 1, 1, 1], group: 2 })[0], 4, 2);
+    const res = g.node('HardSwish', [g.node('Add', [body, stem])[0]])[0];
+    const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [res])[0]])[0];
+    g.output(g.node('Sigmoid', [g.node('Gemm', [pooled, weights(g, 'fc', [5, 4], 3), weights(g, 'fcb', [5], 4)], { transB: 1 })[0]])[0], 'float32');
+    expect(planOps(g.model(), 'all').filter((o) => o !== 'Constant')).toEqual(['FusedConv', 'FusedConv', 'GlobalAveragePool', 'Flatten', 'FusedGemm']);
+    await expectMatchesOrt(g.model(), { x: randomF32([2, 3, 8, 8], rng(11)) }, { rtol: 1e-4, atol: 1e-5 });
+  });
+
+  it('a transformer block with decomposed LayerNorm and erf Gelu (opset 14)', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', ['b', 4, 8]);
+    const d = g.node('Sub', [x, g.node('ReduceMean', [x], { axes: [-1] })[0]])[0];
+    const v = g.node('ReduceMean', [g.node('Pow', [d, g.init('two', f32([], [2]))])[0]], { axes: [-1] })[0];
+    const n = g.node('Div', [d, g.node('Sqrt', [g.node('Add', [v, g.init('eps', f32([], [1e-5]))])[0]])[0]])[0];
+    const ln = g.node('Add', [g.node('Mul', [n, weights(g, 'gamma', [8], 1, 0.5, 1.5)])[0], weights(g, 'beta', [8], 2)])[0];
+    const h = g.node('Add', [g.node('MatMul', [ln, weights(g, 'w1', [8, 16], 3)])[0], weights(g, 'b1', [16], 4)])[0];
+    const gelu = g.node('Mul', [g.node('Mul', [h, g.init('half', f32([], [0.5]))])[0], g.node('Add', [g.node('Erf', [g.node('Div', [h, g.init('rt2', f32([], [Math.SQRT2]))])[0]])[0], g.init('one', f32([], [1]))])[0]])[0];
+    g.output(g.node('Add', [x, g.node('MatMul', [gelu, weights(g, 'w2', [16, 8], 5)])[0]])[0], 'float32');
+    expect(planOps(g.model({ opset: 14 }), 'all')).toEqual(['LayerNormalization', 'FusedMatMul', 'FusedMatMul']);
+    await expectMatchesOrt(g.model({ opset: 14 }), { x: randomF32([3, 4, 8], rng(12), -2, 2) }, { rtol: 1e-4, atol: 1e-5 });
+  });
+});
