@@ -14,8 +14,8 @@ export function writeExpectations(path: string, backend: string, results: CaseRe
   const cases: Record<string, Expectation> = {};
   for (const r of [...results].sort((a, b) => a.name.localeCompare(b.name))) {
     const prev = previous?.cases[r.name];
-    // A skip stays a skip with its written reason; others take the run's message as reason.
-    if (prev?.status === 'skipped') cases[r.name] = prev;
+    // A skip stays a skip, and an unchanged status keeps its written reason; others take the run's message.
+    if (prev?.status === 'skipped' || (prev?.status === r.status && prev.reason)) cases[r.name] = prev!;
     else cases[r.name] = r.status === 'passed' ? { status: 'passed' } : { status: r.status, reason: r.message };
   }
   writeFileSync(path, formatExpectations({ backend, cases }));
