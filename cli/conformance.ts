@@ -6,6 +6,7 @@ import { discoverCases, runCase, type CaseResult } from '../conformance/runner.j
 import { drift, readExpectations, writeExpectations } from '../conformance/expectations.js';
 import { opTable } from '../conformance/table.js';
 import { DEFAULT_TOL } from '../conformance/compare.js';
+import { acquireGpu, releaseGpu } from '../kernels/webgpu/device.js';
 import { flag, numFlag, parseArgs, UsageError } from './args.js';
 
 export const DEFAULT_SUITE = process.env.LASTMILE_ONNX_TESTS ?? '../shared/onnx-node-tests';
@@ -27,6 +28,8 @@ export async function conformanceCommand(argv: string[]): Promise<number> {
   }
   dirs = dirs.filter((d) => !filter || filter.test(basename(d)));
   const byName = new Map(dirs.map((d) => [basename(d), d]));
+  // Hold the GPU for the whole run: sessions then share one device and its pipeline cache.
+  const device = backend === 'webgpu' ? await acquireGpu() : undefined;
   const results: CaseResult[] = [];
   for (const dir of dirs) {
     const name = basename(dir);
@@ -37,6 +40,7 @@ export async function conformanceCommand(argv: string[]): Promise<number> {
     results.push(r);
     if (!quiet && r.status !== 'passed' && r.status !== 'skipped') console.log(`${r.status.toUpperCase().padEnd(7)} ${name}: ${r.message}`);
   }
+  if (device) releaseGpu(device);
   const count = (s: string) => results.filter((r) => r.status === s).length;
   const summary = { backend, total: results.length, passed: count('passed'), failed: count('failed'), errored: count('errored'), skipped: count('skipped') };
   if (flag(p, 'json')) writeFileSync(flag(p, 'json')!, JSON.stringify({ ...summary, cases: results }, null, 1) + '\n');

@@ -20,8 +20,16 @@ fn erf_(x: f32) -> f32 {
   return select(r - 1.0, 1.0 - r, x >= 0.0);
 }
 fn sigmoid_(x: f32) -> f32 { return select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0); }
-fn tanh_(x: f32) -> f32 { let e = exp(-2.0 * abs(clamp(x, -20.0, 20.0))); return sign(x) * (1.0 - e) / (1.0 + e); }
-fn softplus_(x: f32) -> f32 { return select(log(1.0 + exp(x)), x + log(1.0 + exp(-x)), x > 0.0); }
+// Builtin tanh can overflow to NaN for large |x| and cancels badly near 0 on some drivers.
+fn tanh_(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 0.1) { let x2 = x * x; return x * (1.0 - x2 * (1.0 / 3.0 - x2 * (2.0 / 15.0))); }
+  let e = exp(-2.0 * min(a, 20.0));
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
+// log(1 + e) loses all precision for small e in f32: use its series there.
+fn log1p_(e: f32) -> f32 { return select(log(1.0 + e), e * (1.0 - e * (0.5 - e / 3.0)), e < 1e-3); }
+fn softplus_(x: f32) -> f32 { return max(x, 0.0) + log1p_(exp(-abs(x))); }
 fn nan_() -> f32 { var bits = 0x7fc00000u; return bitcast<f32>(bits); } // a var: constants may not be NaN
 fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn isinf_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
