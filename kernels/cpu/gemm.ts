@@ -3,6 +3,8 @@
 // accumulation keeps 8/16-bit integer products exact), then a 4x4 micro-tile accumulates in locals.
 // Operands are strided views, so transposed inputs and im2col layouts need no copies.
 
+import { gemmWasm } from '../wasm/gemm.js';
+
 type Num = { [i: number]: number; length: number };
 type Big = BigInt64Array | BigUint64Array;
 
@@ -20,6 +22,12 @@ const edge = new Float64Array(MR * NR);
 
 /** c[cOff + i*ldc + j] += alpha * sum_p A(i,p) * B(p,j), for i < m, j < n. */
 export function gemm(m: number, n: number, k: number, a: Mat, b: Mat, c: Num, cOff: number, ldc: number, alpha = 1): void {
+  // float32 products big enough to repay packing run in WebAssembly SIMD (kernels/wasm/gemm.ts).
+  if (!gemmWasm(m, n, k, a, b, c, cOff, ldc, alpha)) gemmJs(m, n, k, a, b, c, cOff, ldc, alpha);
+}
+
+/** The TypeScript kernel behind gemm: any numeric arrays, float64 accumulation. */
+export function gemmJs(m: number, n: number, k: number, a: Mat, b: Mat, c: Num, cOff: number, ldc: number, alpha = 1): void {
   if (m === 0 || n === 0 || k === 0) return;
   // Packing costs O(mk + kn); for thin products it would dominate the O(mnk) work.
   if (m < MR || n < NR) return gemmSmall(m, n, k, a, b, c, cOff, ldc, alpha);
