@@ -1,4 +1,5 @@
-// Matrix products over typed arrays. The float kernel is a blocked GEMM: panels of A and B are packed
+// Matrix products over typed arrays. Large float32 products go to the WebAssembly SIMD kernel
+// (kernels/wasm/gemm.ts, float32 accumulation). The TypeScript kernel is a blocked GEMM: panels of A and B are packed
 // into Float64Array buffers (one element type keeps the inner loop monomorphic, and float64
 // accumulation keeps 8/16-bit integer products exact), then a 4x4 micro-tile accumulates in locals.
 // Operands are strided views, so transposed inputs and im2col layouts need no copies.
