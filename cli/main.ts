@@ -10,12 +10,15 @@ commands:
   inspect <model> [--backend cpu|webgpu] [--json]
   conformance [path ...] [--backend cpu|webgpu] [--json file] [--md file] [--filter regex]
               [--rtol x] [--atol y] [--expectations file] [--update]
+  bench [model] [--backend cpu|webgpu] [--threads N] [--inputs dir] [--dim name=N] [--compare ort-node,ort-web|none]
+        [--time s] [--warmup s] [--json file] [--md file] [--liftoff] [--seed N]
 `;
 
 const commands: Record<string, () => Promise<{ default?: unknown } & Record<string, (argv: string[]) => Promise<number>>>> = {
   conformance: () => import('./conformance.js') as never,
   run: () => import('./run.js') as never,
   inspect: () => import('./inspect.js') as never,
+  bench: () => import('./bench.js') as never,
 };
 
 async function main(argv: string[]): Promise<number> {
