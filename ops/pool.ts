@@ -50,26 +50,27 @@ const windowPool = (op: string, kind: 'max' | 'avg' | 'lp'): OpDef<PoolAttrs> =>
   },
 });
 
-/** GlobalMaxPool / GlobalAveragePool: every spatial dim reduces to 1. */
-const globalOp = (op: string, kind: 'max' | 'avg'): OpDef => ({
+/** GlobalMaxPool / GlobalAveragePool / GlobalLpPool: every spatial dim reduces to 1. */
+const globalOp = (op: string, kind: 'max' | 'avg' | 'lp'): OpDef<number> => ({
   op,
+  attrs: (a) => a.int('p', 2),
   infer: (ins) => {
     const xs = shapeOf(ins[0]);
     return [tensorType(dtypeOf(ins[0]), xs && xs.length >= 2 ? [xs[0], xs[1], ...xs.slice(2).map(() => 1)] : undefined)];
   },
-  run: (ins, _a, ctx) => {
+  run: (ins, p, ctx) => {
     const x = tensorAt(ins, 0, ctx);
     checkInput(x, false, ctx);
     if (x.shape.length < 2) fail(ctx, `input 0 (X) should be N x C x D1..., got shape [${x.shape}]`);
     const planes = x.shape[0] * x.shape[1], y = NdArray.zeros(x.dtype, [x.shape[0], x.shape[1], ...x.shape.slice(2).map(() => 1)]);
-    globalPool(x.data as Float32Array, y.data as Float32Array, planes, planes ? x.size / planes : 0, kind);
+    globalPool(x.data as Float32Array, y.data as Float32Array, planes, planes ? x.size / planes : 0, kind, p);
     return [y];
   },
 });
 
 register(
   windowPool('MaxPool', 'max'), windowPool('AveragePool', 'avg'), windowPool('LpPool', 'lp'),
-  globalOp('GlobalMaxPool', 'max'), globalOp('GlobalAveragePool', 'avg'),
+  globalOp('GlobalMaxPool', 'max'), globalOp('GlobalAveragePool', 'avg'), globalOp('GlobalLpPool', 'lp'),
 );
 
 /** MaxUnpool's default output size along spatial dim i: the inverse of pooling's, (in - 1) * stride + kernel - pads. */

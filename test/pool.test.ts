@@ -93,6 +93,13 @@ describe('global pools', () => {
       await expectMatchesOrt(bytes, feeds);
     }
   });
+  it('GlobalLpPool with p = 1, 2, 3 over 1-3 spatial dims', async () => {
+    const r = rng(31);
+    for (const [p, shape] of [[1, [2, 3, 5]], [2, [1, 4, 6, 7]], [3, [2, 2, 3, 4, 5]]] as [number, number[]][]) {
+      const { bytes, feeds } = oneNode('GlobalLpPool', [['X', randomF32(shape, r)]], { p }, ['float32']);
+      await expectMatchesOrt(bytes, feeds);
+    }
+  });
 });
 
 describe('MaxUnpool', () => {

@@ -61,11 +61,11 @@ function colMajorOffset(off: number, D: number, H: number, W: number): number {
 }
 
 /** Max or mean of each of `planes` contiguous planes of `size` elements. */
-export function globalPool(x: Num, y: Num, planes: number, size: number, kind: 'max' | 'avg'): void {
-  for (let p = 0; p < planes; p++) {
+export function globalPool(x: Num, y: Num, planes: number, size: number, kind: 'max' | 'avg' | 'lp', p = 2): void {
+  for (let q = 0; q < planes; q++) {
     let acc = kind === 'max' ? -Infinity : 0;
-    for (let i = p * size, end = i + size; i < end; i++) acc = kind === 'max' ? (x[i] > acc ? x[i] : acc) : acc + x[i];
-    y[p] = kind === 'max' ? acc : acc / size;
+    for (let i = q * size, end = i + size; i < end; i++) acc = kind === 'max' ? (x[i] > acc ? x[i] : acc) : kind === 'avg' ? acc + x[i] : acc + Math.abs(x[i]) ** p;
+    y[q] = kind === 'max' ? acc : kind === 'avg' ? acc / size : acc ** (1 / p);
   }
 }
 
