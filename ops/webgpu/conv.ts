@@ -1,2 +1,81 @@
-// GPU lowerings for this family (filled by its implementation)
-export {};
+// GPU lowerings of Conv (implicit GEMM, or a direct depthwise kernel) and ConvTranspose (direct gather),
+// 1 to 3 spatial dims, groups, auto_pad, dilations, bias; ConvTranspose also output_padding/output_shape.
+import { convProgram, convTransposeProgram, depthwiseProgram } from '../../kernels/webgpu/conv.js';
+import type { GpuArray } from '../../kernels/webgpu/runner.js';
+import { geom3, resolveWindow, spatialOf, type Window, type WindowAttrs } from '../conv.js';
+import { fail, gpuAt, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
+
+/** The CPU definition's parsed attributes (ops/conv.ts readConv). */
+interface ConvAttrs extends WindowAttrs { group: number; outputPadding?: number[]; outputShape?: number[] }
+
+const rejectNonFloat: GpuOpDef['reject'] = (d) => {
+  const bad = d.find((x) => x && x !== 'float32' && x !== 'float16');
+  return bad ? `dtype ${bad} not supported by the GPU convolution (float32, float16)` : undefined;
+};
+
+/** X, W (same dtype, same rank, kernel_shape agreeing with W) and the optional per-channel bias B of `m` values. */
+function operands(ins: Parameters<GpuOpDef['run']>[0], at: ConvAttrs, ctx: GpuCtx, m: (w: GpuArray) => number) {
+  const x = gpuAt(ins, 0, ctx), w = gpuAt(ins, 1, ctx), bias = ins[2] === undefined ? undefined : gpuAt(ins, 2, ctx);
+  const inS = spatialOf(x.shape, ctx), kernel = w.shape.slice(2);
+  if (w.dtype !== x.dtype) fail(ctx, `input 1 (W) should have dtype ${x.dtype} like X, got ${w.dtype}`);
+  if (w.shape.length !== x.shape.length) fail(ctx, `input 1 (W) should have rank ${x.shape.length} like X, got shape [${w.shape}]`);
+  if (at.kernel && (at.kernel.length !== kernel.length || at.kernel.some((v, i) => v !== kernel[i]))) fail(ctx, `kernel_shape [${at.kernel}] does not match input 1 (W) spatial dims [${kernel}]`);
+  if (bias && (bias.size !== m(w) || bias.dtype !== x.dtype)) fail(ctx, `input 2 (B) should be ${m(w)} ${x.dtype} values (one per output channel), got ${bias.dtype} [${bias.shape}]`);
+  return { x, w, bias, inS, kernel, n: x.shape[0], c: x.shape[1] };
+}
+
+registerGpu({
+  op: 'Conv',
+  reject: rejectNonFloat,
+  run: (ins, at: ConvAttrs, ctx) => {
+    const { x, w, bias, inS, kernel, n, c } = operands(ins, at, ctx, (wt) => wt.shape[0]);
+    const m = w.shape[0], group = at.group;
+    if (c % group !== 0 || w.shape[1] * group !== c) fail(ctx, `input 1 (W) should have C/group = ${c / group} input channels, got ${w.shape[1]} (W shape [${w.shape}], group ${group})`);
+    if (m % group !== 0) fail(ctx, `input 1 (W) has ${m} output channels, not divisible by group ${group}`);
+    const win = resolveWindow(at, inS, kernel, ctx), s = { n, c, m, group, g: geom3(inS, win) };
+    // One input channel per group is a sliding window per output, not a product worth tiling.
+    const p = c === group && group > 1 ? depthwiseProgram(x, w, s, win.out, { bias }) : convProgram(ctx.gpu.ctx, x, w, s, win.out, { bias });
+    return ctx.gpu.run(p);
+  },
+});
+
+/**
+ * ConvTranspose output size and leading pad per dim, as the CPU's: with output_shape (or SAME auto_pad)
+ * the total padding is derived and split, SAME_UPPER putting the odd unit at the end.
+ */
+function transposeWindow(at: ConvAttrs, inS: number[], kernel: number[], ctx: GpuCtx): Window {
+  const r = inS.length, list = (v: number[] | undefined, def: number, name: string, len = r) => {
+    if (v && v.length !== len) fail(ctx, `attribute ${name} should have ${len} values for ${r} spatial dims, got [${v}]`);
+    return v ?? new Array<number>(len).fill(def);
+  };
+  const strides = list(at.strides, 1, 'strides'), dilations = list(at.dilations, 1, 'dilations');
+  const pads = list(at.pads, 0, 'pads', 2 * r), adj = list(at.outputPadding, 0, 'output_padding');
+  const target = at.outputShape?.slice(-r);
+  if (target && target.length !== r) fail(ctx, `attribute output_shape should have ${r} spatial dims, got [${at.outputShape}]`);
+  const win: Window = { kernel, strides, dilations, padBegin: [], padEnd: [], out: [] };
+  for (let i = 0; i < r; i++) {
+    const full = strides[i] * (inS[i] - 1) + adj[i] + (kernel[i] - 1) * dilations[i] + 1;
+    let pb = pads[i], pe = pads[r + i];
+    const want = target?.[i] ?? (at.autoPad.startsWith('SAME') ? inS[i] * strides[i] : undefined);
+    if (want !== undefined) {
+      const total = Math.max(0, full - want);
+      pb = at.autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : total - Math.floor(total / 2);
+      pe = total - pb;
+    } else if (at.autoPad === 'VALID') pb = pe = 0;
+    win.padBegin.push(pb); win.padEnd.push(pe); win.out.push(want ?? full - pb - pe);
+  }
+  return win;
+}
+
+registerGpu({
+  op: 'ConvTranspose',
+  reject: rejectNonFloat,
+  run: (ins, at: ConvAttrs, ctx) => {
+    const { x, w, bias, inS, kernel, n, c } = operands(ins, at, ctx, (wt) => wt.shape[1] * at.group);
+    const m = w.shape[1] * at.group;
+    if (w.shape[0] !== c) fail(ctx, `input 1 (W) should have ${c} input channels (dim 0) like X, got shape [${w.shape}]`);
+    if (c % at.group !== 0) fail(ctx, `input 0 (X) has ${c} channels, not divisible by group ${at.group}`);
+    const win = transposeWindow(at, inS, kernel, ctx);
+    return ctx.gpu.run(convTransposeProgram(x, w, { n, c, m, group: at.group, g: geom3(inS, win) }, win.out, { bias }));
+  },
+});
