@@ -72,7 +72,8 @@ export function inspectModel(model: Model, file: string, size: number, backends:
 function supportOf(n: Node, model: Model, backends: Backend[]): Partial<Record<Backend, string>> {
   const opset = model.opsets.get(n.domain);
   const cpu = opset === undefined ? `no (domain '${n.domain}' not imported)` : lookup(n.domain, n.opType, opset) ? 'yes' : 'no';
-  const gpu = opset === undefined ? cpu : lookupGpu(n.domain, n.opType, opset) ? 'yes' : CPU_BY_DESIGN.has(n.opType) ? 'cpu by design' : 'no (runs on the CPU)';
+  // An op the CPU lacks runs nowhere: the GPU column then says so too.
+  const gpu = cpu !== 'yes' ? cpu : lookupGpu(n.domain, n.opType, opset!) ? 'yes' : CPU_BY_DESIGN.has(n.opType) ? 'cpu by design' : 'no (runs on the CPU)';
   return Object.fromEntries(backends.map((b) => [b, b === 'cpu' ? cpu : gpu]));
 }
 

@@ -191,7 +191,7 @@ describe('lastmile inspect', () => {
     expect(r.out).toMatch(/opsets\s+ai\.onnx 17/);
     expect(r.out).toMatch(/image\s+float32 \[batch, 3, 32, 32\]/);
     expect(r.out).toMatch(/probabilities\s+float32 \[batch, 10\]/);
-    expect(r.out).toMatch(/^\s+Conv\s+17\s+4\s+\S+\s+not built yet$/m);
+    expect(r.out).toMatch(/^\s+Conv\s+17\s+4\s+yes\s+yes$/m);
     const j = JSON.parse(lastmile('inspect', tmp('default.onnx'), '--json').out);
     const count = Object.fromEntries(j.ops.map((o: { op: string; count: number }) => [o.op, o.count]));
     expect(count).toEqual({ Conv: 4, BatchNormalization: 4, Relu: 4, Add: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1, Softmax: 1 });
@@ -211,7 +211,7 @@ describe('lastmile inspect', () => {
   it('succeeds on a model with an op we lack and lists it as unsupported', () => {
     const r = lastmile('inspect', tmp('unsupported.onnx'));
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(/^\s+Frobnicate\s+17\s+1\s+no\s+not built yet$/m);
+    expect(r.out).toMatch(/^\s+Frobnicate\s+17\s+1\s+no\s+no$/m);
     expect(r.out).toMatch(/^\s+Relu\s+17\s+1\s+yes/m);
     expect(r.out).toMatch(/cpu: UNSUPPORTED ops: Frobnicate$/m);
     expect(JSON.parse(lastmile('inspect', tmp('unsupported.onnx'), '--json').out).unsupported.cpu).toEqual(['Frobnicate']);
