@@ -47,7 +47,10 @@ function valueFn(c: DType): string {
  *  Dims that are contiguous on both sides are merged first, so most copies run at rank 1 or 2. */
 export function stridedCopy(name: string, x: GpuArray, outShape: readonly number[], strides: readonly number[], base = 0): Program {
   const m = simplify(outShape, stridesOf(outShape), strides);
-  return gatherProgram(name, x, outShape, m?.shape ?? [], m?.strides[1] ?? [], base);
+  // Merging dims makes the rank depend on which sizes are 1 (batch 1 vs 2): pad to the original rank
+  // with leading size-1 dims so a new input shape never needs a new pipeline.
+  const pad = outShape.length - (m?.shape.length ?? 0);
+  return gatherProgram(name, x, outShape, [...Array(pad).fill(1), ...(m?.shape ?? [])], [...Array(pad).fill(0), ...(m?.strides[1] ?? [])], base);
 }
 
 /** Tile: out coordinate c_d reads x at c_d mod x.shape[d]. */
