@@ -48,6 +48,17 @@ const ROUND: Partial<Record<DType, (x: number) => number>> = {
   float32: Math.fround, float16: (x) => f16ToNumber(numberToF16(x)), bfloat16: (x) => bf16ToNumber(numberToBf16(x)),
 };
 
+type HeadDims = { batch: number; heads: number; seq: number; dim: number };
+
+/** Q, K and V (as split into heads) agree: batch, K/V heads and length, Q/K head size, K heads dividing Q's. */
+export function checkQkv(Q: HeadDims, Kh: HeadDims, V: HeadDims, ctx: { node: RunCtx['node'] }): void {
+  const B = Q.batch, Hq = Q.heads, Hkv = Kh.heads, L = Kh.seq, D = Q.dim;
+  if (Kh.batch !== B || V.batch !== B) fail(ctx, `Q, K and V should share the batch size, got ${B}, ${Kh.batch} and ${V.batch}`);
+  if (V.heads !== Hkv || V.seq !== L) fail(ctx, `K and V should share heads and sequence length, got ${Hkv}x${L} and ${V.heads}x${V.seq}`);
+  if (Kh.dim !== D) fail(ctx, `K head size ${Kh.dim} should equal Q head size ${D}`);
+  if (Hq % Hkv || (Hkv === 0 && Hq > 0)) fail(ctx, `q_num_heads ${Hq} should be a multiple of kv_num_heads ${Hkv}`);
+}
+
 interface AttnAttrs {
   causal: boolean; qHeads?: number; kvHeads?: number; mode: number; scale?: number; softcap: number;
   precision?: DType; left: number; right: number;
@@ -100,10 +111,7 @@ register({
     const Q = headsOf(q, 'input 0 (Q)', at.qHeads, 'q_num_heads', ctx);
     const Kh = headsOf(k, 'input 1 (K)', at.kvHeads, 'kv_num_heads', ctx), V = headsOf(v, 'input 2 (V)', at.kvHeads, 'kv_num_heads', ctx);
     const B = Q.batch, Hq = Q.heads, Hkv = Kh.heads, S = Q.seq, L = Kh.seq, D = Q.dim, Dv = V.dim;
-    if (Kh.batch !== B || V.batch !== B) fail(ctx, `Q, K and V should share the batch size, got ${B}, ${Kh.batch} and ${V.batch}`);
-    if (V.heads !== Hkv || V.seq !== L) fail(ctx, `K and V should share heads and sequence length, got ${Hkv}x${L} and ${V.heads}x${V.seq}`);
-    if (Kh.dim !== D) fail(ctx, `K head size ${Kh.dim} should equal Q head size ${D}`);
-    if (Hq % Hkv || (Hkv === 0 && Hq > 0)) fail(ctx, `q_num_heads ${Hq} should be a multiple of kv_num_heads ${Hkv}`);
+    checkQkv(Q, Kh, V, ctx);
 
     const pk = optLike(ins, 4, 'past_key', q, 'Q', ctx), pv = optLike(ins, 5, 'past_value', v, 'V', ctx);
     if (!pk !== !pv) fail(ctx, 'past_key and past_value should be given together');

@@ -90,7 +90,7 @@ export function spatialOf(shape: readonly number[], ctx: Ctx): number[] {
   return shape.slice(2);
 }
 
-interface ConvAttrs extends WindowAttrs { group: number; outputPadding?: number[]; outputShape?: number[] }
+export interface ConvAttrs extends WindowAttrs { group: number; outputPadding?: number[]; outputShape?: number[] }
 
 function readConv(a: Attrs): ConvAttrs {
   const group = a.int('group', 1);
@@ -198,7 +198,7 @@ register({
  * ConvTranspose output size and leading pad per dim. With output_shape (or SAME auto_pad) the total
  * padding is derived and split: SAME_UPPER puts the odd unit at the end, otherwise at the start.
  */
-function transposeWindow(at: ConvAttrs, inS: number[], kernel: number[], ctx: Ctx): Window {
+export function transposeWindow(at: ConvAttrs, inS: number[], kernel: number[], ctx: Ctx): Window {
   const r = inS.length;
   const strides = perDim(at.strides, r, 1, 'strides', ctx), dilations = perDim(at.dilations, r, 1, 'dilations', ctx);
   const pads = perDim(at.pads, r, 0, 'pads', ctx, 2 * r), adj = perDim(at.outputPadding, r, 0, 'output_padding', ctx);

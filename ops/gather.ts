@@ -1,7 +1,7 @@
 // Indexing: Gather, GatherElements, GatherND, ScatterND, ScatterElements, Scatter, Compress, NonZero,
 // Unique. Negative indices wrap once; any index still out of range fails naming the node.
 import type { DType } from '../engine/dtype.js';
-import type { Dim, TypeInfo } from '../engine/graph.js';
+import type { Dim, Node, TypeInfo } from '../engine/graph.js';
 import { NdArray, type Value } from '../engine/tensor.js';
 import { stridesOf } from '../kernels/cpu/broadcast.js';
 import { copyRange, rowCopier, walk, type Buf } from '../kernels/cpu/copy.js';
@@ -64,14 +64,20 @@ function gatherElements(x: NdArray, idx: NdArray, axis: number, ctx: RunCtx): Nd
   return out;
 }
 
-/** Data offsets of the index tuples of GatherND/ScatterND, one per tuple, batch dims included. */
-function tupleOffsets(x: NdArray, idx: NdArray, b: number, ctx: RunCtx): { offsets: number[]; slice: number; k: number } {
-  const r = x.shape.length, q = idx.shape.length;
+/** Checks GatherND/ScatterND indices against the data over `b` batch dims; returns the tuple length. */
+export function checkTuples(xs: readonly number[], is: readonly number[], b: number, ctx: { node: Node }): number {
+  const r = xs.length, q = is.length;
   if (q < 1) fail(ctx, 'indices should have rank >= 1');
-  const k = idx.shape[q - 1];
+  const k = is[q - 1];
   if (b < 0 || b >= Math.min(q, r)) fail(ctx, `batch_dims ${b} should be below both ranks (${r}, ${q})`);
   if (k > r - b) fail(ctx, `index tuples of length ${k} exceed data rank ${r} minus batch_dims ${b}`);
-  for (let i = 0; i < b; i++) if (idx.shape[i] !== x.shape[i]) fail(ctx, `batch dim ${i} differs: indices ${idx.shape[i]}, data ${x.shape[i]}`);
+  for (let i = 0; i < b; i++) if (is[i] !== xs[i]) fail(ctx, `batch dim ${i} differs: indices ${is[i]}, data ${xs[i]}`);
+  return k;
+}
+
+/** Data offsets of the index tuples of GatherND/ScatterND, one per tuple, batch dims included. */
+function tupleOffsets(x: NdArray, idx: NdArray, b: number, ctx: RunCtx): { offsets: number[]; slice: number; k: number } {
+  const q = idx.shape.length, k = checkTuples(x.shape, idx.shape, b, ctx);
   const xs = stridesOf(x.shape), ids = idx.numbers(), batchSize = b ? xs[b - 1] : x.size;
   const perBatch = prod(idx.shape.slice(b, q - 1)), tuples = prod(idx.shape.slice(0, q - 1)), offsets: number[] = [];
   for (let t = 0; t < tuples; t++) {

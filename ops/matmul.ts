@@ -1,6 +1,6 @@
 // MatMul (numpy batch broadcasting, 1-D operands), Gemm and MatMulInteger over the kernels in gemm.ts.
 import { isBigInt, isFloat, type DType } from '../engine/dtype.js';
-import type { Dim, TypeInfo } from '../engine/graph.js';
+import type { Dim, Node, TypeInfo } from '../engine/graph.js';
 import { NdArray, sizeOf } from '../engine/tensor.js';
 import { binaryBroadcast, broadcastShapes, broadcastStrides, expandTo } from '../kernels/cpu/broadcast.js';
 import { gemm, gemmBig, gemmInt32, rowMajor, transposed, type Mat } from '../kernels/cpu/gemm.js';
@@ -22,10 +22,10 @@ function productFor(dtype: DType, ctx: RunCtx): Product {
   fail(ctx, `input 0 (A) has dtype ${dtype}, expected a float or an 8/16/32/64-bit integer type`);
 }
 
-interface Layout { m: number; k: number; n: number; batch: number[]; aBatch: number[]; bBatch: number[]; out: number[] }
+export interface Layout { m: number; k: number; n: number; batch: number[]; aBatch: number[]; bBatch: number[]; out: number[] }
 
 /** numpy.matmul shapes: a 1-D A is a row vector, a 1-D B a column vector, and the added dim is dropped. */
-function matmulLayout(as: readonly number[], bs: readonly number[], ctx: RunCtx): Layout {
+export function matmulLayout(as: readonly number[], bs: readonly number[], ctx: { node: Node }): Layout {
   if (as.length === 0 || bs.length === 0) fail(ctx, `inputs should have rank >= 1, got [${as}] and [${bs}]`);
   const a2 = as.length === 1 ? [1, as[0]] : as, b2 = bs.length === 1 ? [bs[0], 1] : bs;
   const [m, k] = a2.slice(-2), [kb, n] = b2.slice(-2);

@@ -30,7 +30,7 @@ export function storageValue(dtype: DType, v: number): number | bigint | string 
 
 // ---- Transpose ----
 
-function permOf(perm: number[] | undefined, rank: number, ctx: { node: Node }): number[] {
+export function permOf(perm: number[] | undefined, rank: number, ctx: { node: Node }): number[] {
   const p = perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
   if (p.length !== rank || normAxes(p, rank, ctx, 'perm').some((a, i) => a !== p[i])) fail(ctx, `perm [${p}] is not a permutation of ${rank} axes`);
   return p;
@@ -102,7 +102,7 @@ register(
 );
 
 /** Split sizes: explicit, or num_outputs chunks of ceil(dim / n) (opset 18), or equal parts. */
-function splitSizes(dim: number, n: number, split: number[] | undefined, numOutputs: number | undefined, ctx: RunCtx): number[] {
+export function splitSizes(dim: number, n: number, split: number[] | undefined, numOutputs: number | undefined, ctx: { node: Node }): number[] {
   if (split) {
     if (split.length !== n) fail(ctx, `split has ${split.length} entries for ${n} outputs`);
     if (split.some((s) => s < 0) || split.reduce((a, b) => a + b, 0) !== dim) fail(ctx, `split [${split}] does not sum to the axis size ${dim}`);
@@ -154,10 +154,10 @@ register(
 
 // ---- Slice ----
 
-interface SliceSpec { starts: number[]; ends: number[]; axes?: number[]; steps?: number[] }
+export interface SliceSpec { starts: number[]; ends: number[]; axes?: number[]; steps?: number[] }
 
 /** Normalised start, step and length per axis, with the ONNX clamping rules for out-of-range bounds. */
-function sliceBounds(shape: readonly number[], s: SliceSpec, ctx: { node: Node }) {
+export function sliceBounds(shape: readonly number[], s: SliceSpec, ctx: { node: Node }) {
   const r = shape.length, n = s.starts.length;
   if (s.ends.length !== n || (s.axes && s.axes.length !== n) || (s.steps && s.steps.length !== n)) fail(ctx, 'starts, ends, axes and steps must have the same length');
   const start = new Array<number>(r).fill(0), step = new Array<number>(r).fill(1), len = [...shape];
@@ -291,7 +291,7 @@ function padMode(a: { string(n: string, d: string): string; error(m: string): Er
 }
 
 /** Pad-18 axes: pads for the listed axes only, zero elsewhere. */
-function fullPads(pads: number[], axes: number[] | undefined, rank: number, ctx: RunCtx): number[] {
+export function fullPads(pads: number[], axes: number[] | undefined, rank: number, ctx: { node: Node }): number[] {
   const ax = axes ? normAxes(axes, rank, ctx) : Array.from({ length: rank }, (_, i) => i);
   if (pads.length !== 2 * ax.length) fail(ctx, `pads has ${pads.length} entries, expected ${2 * ax.length}`);
   const full = new Array<number>(2 * rank).fill(0);

@@ -26,7 +26,7 @@ const ROUNDING: Record<string, Rounding> = {
 };
 const COORDS: CoordMode[] = ['half_pixel', 'half_pixel_symmetric', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'tf_half_pixel_for_nn', 'tf_crop_and_resize'];
 
-interface ResizeAttrs {
+export interface ResizeAttrs {
   mode: Mode; coord: CoordMode; round: Rounding; cubicA: number; exclude: boolean; fill: number;
   antialias: boolean; axes?: number[]; policy: string;
   /** Input indices of roi, scales and sizes (-1 when the version has none); Upsample-7 has `scales` as an attribute. */
@@ -102,7 +102,7 @@ function axisSpecs(x: NdArray, a: ResizeAttrs, ins: Parameters<OpDef['run']>[0],
   return specs;
 }
 
-function filterFor(a: ResizeAttrs, s: AxisSpec): Filter {
+export function filterFor(a: ResizeAttrs, s: AxisSpec): Filter {
   if (a.mode === 'nearest') return { round: (c) => a.round(c, s.scale < 1) };
   return a.mode === 'linear' ? { radius: 1, weight: linearWeight } : { radius: 2, weight: cubicWeight(a.cubicA) };
 }

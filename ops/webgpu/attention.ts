@@ -8,6 +8,7 @@ import type { Step } from '../../engine/plan.js';
 import { NdArray } from '../../engine/tensor.js';
 import { appendKv, attention, packed3, rotary, split4, TILE_MAX_DIM, type AttentionSpec, type HeadLayout } from '../../kernels/webgpu/attention.js';
 import { GpuArray } from '../../kernels/webgpu/runner.js';
+import { checkQkv } from '../attention.js';
 import { Attrs, fail, gpuAt, lookup, registerGpu, type GpuCtx } from '../registry.js';
 
 type Ins = (GpuArray | NdArray | undefined)[];
@@ -57,10 +58,7 @@ function runAttention(ins: Ins, at: AttnAttrs, ctx: GpuCtx): GpuArray[] {
   const Q = headsOf(q, 'input 0 (Q)', at.qHeads, 'q_num_heads', ctx);
   const Kh = headsOf(k, 'input 1 (K)', at.kvHeads, 'kv_num_heads', ctx), V = headsOf(v, 'input 2 (V)', at.kvHeads, 'kv_num_heads', ctx);
   const B = Q.batch, Hq = Q.heads, Hkv = Kh.heads, S = Q.seq, L = Kh.seq, D = Q.dim, Dv = V.dim;
-  if (Kh.batch !== B || V.batch !== B) fail(ctx, `Q, K and V should share the batch size, got ${B}, ${Kh.batch} and ${V.batch}`);
-  if (V.heads !== Hkv || V.seq !== L) fail(ctx, `K and V should share heads and sequence length, got ${Hkv}x${L} and ${V.heads}x${V.seq}`);
-  if (Kh.dim !== D) fail(ctx, `K head size ${Kh.dim} should equal Q head size ${D}`);
-  if (Hq % Hkv || (Hkv === 0 && Hq > 0)) fail(ctx, `q_num_heads ${Hq} should be a multiple of kv_num_heads ${Hkv}`);
+  checkQkv(Q, Kh, V, ctx);
 
   const pk = optGpu(ins, 4), pv = optGpu(ins, 5);
   if (!pk !== !pv) fail(ctx, 'past_key and past_value should be given together');

@@ -2,11 +2,8 @@
 // 1 to 3 spatial dims, groups, auto_pad, dilations, bias; ConvTranspose also output_padding/output_shape.
 import { convProgram, convTransposeProgram, depthwiseProgram } from '../../kernels/webgpu/conv.js';
 import type { GpuArray } from '../../kernels/webgpu/runner.js';
-import { geom3, resolveWindow, spatialOf, type Window, type WindowAttrs } from '../conv.js';
+import { geom3, resolveWindow, spatialOf, transposeWindow, type ConvAttrs } from '../conv.js';
 import { fail, gpuAt, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
-
-/** The CPU definition's parsed attributes (ops/conv.ts readConv). */
-interface ConvAttrs extends WindowAttrs { group: number; outputPadding?: number[]; outputShape?: number[] }
 
 const rejectNonFloat: GpuOpDef['reject'] = (d) => {
   const bad = d.find((x) => x && x !== 'float32' && x !== 'float16');
@@ -38,34 +35,6 @@ registerGpu({
     return ctx.gpu.run(p);
   },
 });
-
-/**
- * ConvTranspose output size and leading pad per dim, as the CPU's: with output_shape (or SAME auto_pad)
- * the total padding is derived and split, SAME_UPPER putting the odd unit at the end.
- */
-function transposeWindow(at: ConvAttrs, inS: number[], kernel: number[], ctx: GpuCtx): Window {
-  const r = inS.length, list = (v: number[] | undefined, def: number, name: string, len = r) => {
-    if (v && v.length !== len) fail(ctx, `attribute ${name} should have ${len} values for ${r} spatial dims, got [${v}]`);
-    return v ?? new Array<number>(len).fill(def);
-  };
-  const strides = list(at.strides, 1, 'strides'), dilations = list(at.dilations, 1, 'dilations');
-  const pads = list(at.pads, 0, 'pads', 2 * r), adj = list(at.outputPadding, 0, 'output_padding');
-  const target = at.outputShape?.slice(-r);
-  if (target && target.length !== r) fail(ctx, `attribute output_shape should have ${r} spatial dims, got [${at.outputShape}]`);
-  const win: Window = { kernel, strides, dilations, padBegin: [], padEnd: [], out: [] };
-  for (let i = 0; i < r; i++) {
-    const full = strides[i] * (inS[i] - 1) + adj[i] + (kernel[i] - 1) * dilations[i] + 1;
-    let pb = pads[i], pe = pads[r + i];
-    const want = target?.[i] ?? (at.autoPad.startsWith('SAME') ? inS[i] * strides[i] : undefined);
-    if (want !== undefined) {
-      const total = Math.max(0, full - want);
-      pb = at.autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : total - Math.floor(total / 2);
-      pe = total - pb;
-    } else if (at.autoPad === 'VALID') pb = pe = 0;
-    win.padBegin.push(pb); win.padEnd.push(pe); win.out.push(want ?? full - pb - pe);
-  }
-  return win;
-}
 
 registerGpu({
   op: 'ConvTranspose',

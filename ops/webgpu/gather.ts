@@ -5,6 +5,7 @@ import type { DType } from '../../engine/dtype.js';
 import { blockCopy } from '../../kernels/webgpu/copy.js';
 import { gather, gatherElements, gatherND, scatterElements, scatterND, type Reduction, type Tuples } from '../../kernels/webgpu/gather.js';
 import type { GpuArray } from '../../kernels/webgpu/runner.js';
+import { checkTuples } from '../gather.js';
 import { fail, gpuAt, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
 import { normAxis } from '../shape.js';
 import { stridesOf } from '../../kernels/cpu/broadcast.js';
@@ -26,12 +27,7 @@ function checkElements(x: GpuArray, idx: GpuArray, ax: number, ctx: GpuCtx): voi
 
 /** Index tuples of GatherND/ScatterND over `b` batch dims. */
 function tuplesOf(x: GpuArray, idx: GpuArray, b: number, ctx: GpuCtx): Tuples {
-  const r = x.shape.length, q = idx.shape.length;
-  if (q < 1) fail(ctx, 'indices should have rank >= 1');
-  const k = idx.shape[q - 1];
-  if (b < 0 || b >= Math.min(q, r)) fail(ctx, `batch_dims ${b} should be below both ranks (${r}, ${q})`);
-  if (k > r - b) fail(ctx, `index tuples of length ${k} exceed data rank ${r} minus batch_dims ${b}`);
-  for (let i = 0; i < b; i++) if (idx.shape[i] !== x.shape[i]) fail(ctx, `batch dim ${i} differs: indices ${idx.shape[i]}, data ${x.shape[i]}`);
+  const q = idx.shape.length, k = checkTuples(x.shape, idx.shape, b, ctx);
   const xs = stridesOf(x.shape);
   return {
     k, dims: x.shape.slice(b, b + k), strides: xs.slice(b, b + k), perBatch: prod(idx.shape.slice(b, q - 1)),

@@ -5,6 +5,7 @@ import { sizeOf } from '../../engine/tensor.js';
 import { broadcastShapes } from '../../kernels/cpu/broadcast.js';
 import { matmulProgram, type GemmDims } from '../../kernels/webgpu/matmul.js';
 import { broadcastStrides } from '../../kernels/webgpu/wgsl.js';
+import { matmulLayout as cpuLayout } from '../matmul.js';
 import { fail, gpuAt, registerGpu, type GpuCtx } from '../registry.js';
 
 // int32/uint32 products wrap as the CPU's Math.imul GEMM does; int64 needs 64-bit products and stays on the CPU.
@@ -17,15 +18,9 @@ const rejectDtypes = (d: (DType | undefined)[]) => {
 
 interface Layout { dims: GemmDims; batchShape: number[]; aStr: number[]; bStr: number[]; out: number[] }
 
-/** numpy.matmul: a 1-D A is a row vector, a 1-D B a column vector, and the added dim is dropped. */
+/** numpy.matmul shapes (ops/matmul.ts), laid out for the GPU GEMM. */
 function matmulLayout(as: readonly number[], bs: readonly number[], ctx: GpuCtx): Layout {
-  if (as.length === 0 || bs.length === 0) fail(ctx, `inputs should have rank >= 1, got [${as}] and [${bs}]`);
-  const a2 = as.length === 1 ? [1, as[0]] : as, b2 = bs.length === 1 ? [bs[0], 1] : bs;
-  const [m, k] = a2.slice(-2), [kb, n] = b2.slice(-2);
-  if (k !== kb) fail(ctx, `input 1 (B) should have ${k} rows to match input 0 (A) [${as}], got [${bs}]`);
-  const aBatch = a2.slice(0, -2), bBatch = b2.slice(0, -2);
-  const batch = broadcastShapes(aBatch, bBatch) ?? fail(ctx, `batch dims of [${as}] and [${bs}] do not broadcast`);
-  const out = [...batch, ...(as.length === 1 ? [] : [m]), ...(bs.length === 1 ? [] : [n])];
+  const { m, k, n, batch, aBatch, bBatch, out } = cpuLayout(as, bs, ctx);
   // A shared B (no batch of its own) lets A's batch fold into its rows: one tall product fills tiles better.
   if (sizeOf(bBatch) === 1) return { dims: { batch: 1, m: m * sizeOf(batch), n, k }, batchShape: [], aStr: [], bStr: [], out };
   return { dims: { batch: sizeOf(batch), m, n, k }, batchShape: batch, aStr: broadcastStrides(aBatch, batch), bStr: broadcastStrides(bBatch, batch), out };

@@ -7,6 +7,7 @@ import { broadcastShapes, broadcastStrides, stridesOf } from '../../kernels/cpu/
 import { blockCopy, cumsum, pad, pickScan, stridedCopy, tileCopy, trilu, type PadMode } from '../../kernels/webgpu/copy.js';
 import type { GpuArray, GpuRunner } from '../../kernels/webgpu/runner.js';
 import { reducePerm, transpose } from '../../kernels/webgpu/transpose.js';
+import { fullPads, permOf, sliceBounds, splitSizes, type SliceSpec } from '../movement.js';
 import { fail, gpuAt, registerGpu, type GpuCtx } from '../registry.js';
 import { normAxes, normAxis } from '../shape.js';
 
@@ -38,12 +39,6 @@ function reshaped(gpu: GpuRunner, y: GpuArray, shape: readonly number[]): GpuArr
 }
 
 // ---- Transpose, DepthToSpace, SpaceToDepth ---------------------------------------------------------
-
-function permOf(perm: number[] | undefined, rank: number, ctx: GpuCtx): number[] {
-  const p = perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
-  if (p.length !== rank || normAxes(p, rank, ctx, 'perm').some((a, i) => a !== p[i])) fail(ctx, `perm [${p}] is not a permutation of ${rank} axes`);
-  return p;
-}
 
 /** x read as `shape`, transposed by perm, returned as `outShape`. A permutation that only moves size-1
  *  axes keeps the element order: a view, no dispatch. */
@@ -111,23 +106,6 @@ function concat(xs: GpuArray[], axis: number, ctx: GpuCtx): GpuArray {
   return out;
 }
 
-/** Split sizes: explicit, or num_outputs chunks of ceil(dim / n) (opset 18), or equal parts. */
-function splitSizes(dim: number, n: number, split: number[] | undefined, numOutputs: number | undefined, ctx: GpuCtx): number[] {
-  if (split) {
-    if (split.length !== n) fail(ctx, `split has ${split.length} entries for ${n} outputs`);
-    if (split.some((s) => s < 0) || split.reduce((a, b) => a + b, 0) !== dim) fail(ctx, `split [${split}] does not sum to the axis size ${dim}`);
-    return split;
-  }
-  if (numOutputs !== undefined) {
-    if (numOutputs !== n) fail(ctx, `num_outputs is ${numOutputs} but the node has ${n} outputs`);
-    const chunk = Math.ceil(dim / n);
-    if (chunk * (n - 1) > dim) fail(ctx, `cannot split size ${dim} into ${n} chunks of ${chunk}`);
-    return Array.from({ length: n }, (_, i) => (i < n - 1 ? chunk : dim - chunk * (n - 1)));
-  }
-  if (dim % n !== 0) fail(ctx, `axis size ${dim} does not split evenly into ${n} outputs`);
-  return new Array<number>(n).fill(dim / n);
-}
-
 function split(x: GpuArray, axis: number, given: number[] | undefined, numOutputs: number | undefined, ctx: GpuCtx): GpuArray[] {
   const ax = normAxis(axis, x.shape.length, ctx), d = x.shape[ax], inner = prod(x.shape.slice(ax + 1)), outer = prod(x.shape.slice(0, ax));
   let at = 0;
@@ -156,24 +134,6 @@ registerGpu(
 );
 
 // ---- Slice ---------------------------------------------------------------------------------------
-
-interface SliceSpec { starts: number[]; ends: number[]; axes?: number[]; steps?: number[] }
-
-/** Per-axis start, step and length, with the ONNX clamping of out-of-range bounds. */
-function sliceBounds(shape: readonly number[], s: SliceSpec, ctx: GpuCtx) {
-  const r = shape.length, n = s.starts.length;
-  if (s.ends.length !== n || (s.axes && s.axes.length !== n) || (s.steps && s.steps.length !== n)) fail(ctx, 'starts, ends, axes and steps must have the same length');
-  const start = new Array<number>(r).fill(0), step = new Array<number>(r).fill(1), len = [...shape];
-  normAxes(s.axes ?? s.starts.map((_, i) => i), r, ctx).forEach((ax, i) => {
-    const d = shape[ax], st = s.steps?.[i] ?? 1;
-    if (st === 0) fail(ctx, `step for axis ${ax} is 0`);
-    let b = s.starts[i] < 0 ? s.starts[i] + d : s.starts[i], e = s.ends[i] < 0 ? s.ends[i] + d : s.ends[i];
-    if (st > 0) { b = Math.min(Math.max(b, 0), d); e = Math.min(Math.max(e, 0), d); }
-    else { b = Math.min(Math.max(b, 0), d - 1); e = Math.min(Math.max(e, -1), d - 1); }
-    start[ax] = b; step[ax] = st; len[ax] = Math.max(0, Math.ceil((e - b) / st));
-  });
-  return { start, step, len };
-}
 
 function slice(x: GpuArray, spec: SliceSpec, ctx: GpuCtx): GpuArray[] {
   const { start, step, len } = sliceBounds(x.shape, spec, ctx), st = stridesOf(x.shape);
@@ -223,15 +183,6 @@ function padArray(x: GpuArray, pads: readonly number[], mode: PadMode, value: nu
   const kept = x.shape.map((d, i) => Math.max(0, d - from[i] - Math.max(0, -pads[i + r])));
   if (mode !== 'constant' && prod(out) > 0) kept.forEach((k, i) => { if (k === 0) fail(ctx, `${mode} padding needs a non-empty input along axis ${i}`); });
   return ctx.gpu.run(pad(x, out, { mode, lead: pads.slice(0, r).map((p) => Math.max(0, p)), from, kept, value }));
-}
-
-/** Pad-18 axes: pads for the listed axes only, zero elsewhere. */
-function fullPads(pads: number[], axes: number[] | undefined, rank: number, ctx: GpuCtx): number[] {
-  const ax = axes ? normAxes(axes, rank, ctx) : Array.from({ length: rank }, (_, i) => i);
-  if (pads.length !== 2 * ax.length) fail(ctx, `pads has ${pads.length} entries, expected ${2 * ax.length}`);
-  const full = new Array<number>(2 * rank).fill(0);
-  ax.forEach((a, i) => { full[a] = pads[i]; full[a + rank] = pads[i + ax.length]; });
-  return full;
 }
 
 registerGpu(

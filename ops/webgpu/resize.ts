@@ -2,16 +2,12 @@
 // mode and rounding; the tap tables come from the CPU's own per-axis code (kernels/cpu/resize.ts), so
 // the GPU samples the same pixels with the same weights, antialias included.
 import { NdArray } from '../../engine/tensor.js';
-import { axisTaps, cubicWeight, isIdentity, linearWeight, type AxisSpec, type CoordMode, type Filter } from '../../kernels/cpu/resize.js';
+import { axisTaps, isIdentity, type AxisSpec } from '../../kernels/cpu/resize.js';
 import { packTaps, resample } from '../../kernels/webgpu/resize.js';
 import type { GpuArray } from '../../kernels/webgpu/runner.js';
+import { filterFor, type ResizeAttrs } from '../resize.js';
 import { fail, gpuAt, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
 
-/** The fields of ops/resize.ts's ResizeAttrs this lowering reads. */
-interface ResizeAttrs {
-  mode: 'nearest' | 'linear' | 'cubic'; coord: CoordMode; round: (c: number, down: boolean) => number; cubicA: number;
-  exclude: boolean; fill: number; antialias: boolean; axes?: number[]; policy: string; inputs: [number, number, number]; scales?: number[];
-}
 type Ins = (GpuArray | NdArray | undefined)[];
 
 /** A non-empty optional CPU input as numbers. */
@@ -52,11 +48,6 @@ function axisSpecs(shape: readonly number[], a: ResizeAttrs, ins: Ins, ctx: GpuC
     if (s.inLen === 0 && s.outLen > 0) fail(ctx, `axis ${d} is empty and cannot be resized to ${s.outLen}`);
   });
   return specs;
-}
-
-function filterFor(a: ResizeAttrs, s: AxisSpec): Filter {
-  if (a.mode === 'nearest') return { round: (c) => a.round(c, s.scale < 1) };
-  return a.mode === 'linear' ? { radius: 1, weight: linearWeight } : { radius: 2, weight: cubicWeight(a.cubicA) };
 }
 
 function run(ins: Ins, a: ResizeAttrs, ctx: GpuCtx): GpuArray[] {
