@@ -95,14 +95,5 @@ function padRank(v: number | readonly number[]) {
   return v;
 }
 
-/** Strides of `shape` inside the broadcast `out` shape (0 where broadcast), aligned right. */
-export function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
-  const s = new Array<number>(out.length).fill(0);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    const o = out.length - shape.length + i;
-    s[o] = shape[i] === 1 ? 0 : acc;
-    acc *= shape[i];
-  }
-  return s;
-}
+/** Broadcast strides are the same host-side arithmetic as the CPU kernels'. */
+export { broadcastStrides } from '../cpu/broadcast.js';
