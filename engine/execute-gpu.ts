@@ -81,8 +81,14 @@ export async function executeGpu(plan: Plan, feeds: Map<string, AnyValue>, st: G
   }
 }
 
+/** Outputs of Constant nodes per plan, found once rather than by a scan on every upload. */
+const constantOutputs = new WeakMap<Plan, Set<string>>();
+
 function isConstant(plan: Plan, name: string, v: NdArray): boolean {
-  return plan.constants.get(name) === v || plan.steps.some((s) => s.node.opType === 'Constant' && s.node.outputs[0] === name);
+  if (plan.constants.get(name) === v) return true;
+  let names = constantOutputs.get(plan);
+  if (!names) constantOutputs.set(plan, names = new Set(plan.steps.filter((s) => s.node.opType === 'Constant').map((s) => s.node.outputs[0])));
+  return names.has(name);
 }
 
 function runGpu(def: GpuOpDef, args: (GpuArray | NdArray | undefined)[], step: Step, gpu: GpuRunner): GpuArray[] {

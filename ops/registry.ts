@@ -28,23 +28,27 @@ export interface OpDef<A = any> {
   run: (ins: (Value | undefined)[], a: A, ctx: RunCtx) => Value[];
 }
 
-const table = new Map<string, OpDef[]>();
+type Versioned = { op: string; domain?: string; since?: number };
 const key = (domain: string, op: string) => `${domain}:${op}`;
 
-export function register(...defs: OpDef[]): void {
+/** Definitions per (domain, op), newest `since` first; shared by the CPU and GPU tables. */
+function add<D extends Versioned>(t: Map<string, D[]>, defs: D[]): void {
   for (const d of defs) {
     const k = key(d.domain ?? '', d.op);
-    const list = table.get(k) ?? [];
+    const list = t.get(k) ?? [];
     list.push(d);
     list.sort((x, y) => (y.since ?? 1) - (x.since ?? 1));
-    table.set(k, list);
+    t.set(k, list);
   }
 }
 
 /** The definition covering `opset`: the one with the highest `since` not above it. */
-export function lookup(domain: string, op: string, opset: number): OpDef | undefined {
-  return table.get(key(domain, op))?.find((d) => (d.since ?? 1) <= opset);
-}
+const find = <D extends Versioned>(t: Map<string, D[]>, domain: string, op: string, opset: number): D | undefined =>
+  t.get(key(domain, op))?.find((d) => (d.since ?? 1) <= opset);
+
+const table = new Map<string, OpDef[]>();
+export const register = (...defs: OpDef[]): void => add(table, defs);
+export const lookup = (domain: string, op: string, opset: number): OpDef | undefined => find(table, domain, op, opset);
 
 export function registeredOps(): { domain: string; op: string; since: number }[] {
   return [...table.values()].flat().map((d) => ({ domain: d.domain ?? '', op: d.op, since: d.since ?? 1 }));
@@ -113,19 +117,8 @@ export interface GpuOpDef<A = any> {
 
 const gpuTable = new Map<string, GpuOpDef[]>();
 
-export function registerGpu(...defs: GpuOpDef[]): void {
-  for (const d of defs) {
-    const k = key(d.domain ?? '', d.op);
-    const list = gpuTable.get(k) ?? [];
-    list.push(d);
-    list.sort((x, y) => (y.since ?? 1) - (x.since ?? 1));
-    gpuTable.set(k, list);
-  }
-}
-
-export function lookupGpu(domain: string, op: string, opset: number): GpuOpDef | undefined {
-  return gpuTable.get(key(domain, op))?.find((d) => (d.since ?? 1) <= opset);
-}
+export const registerGpu = (...defs: GpuOpDef[]): void => add(gpuTable, defs);
+export const lookupGpu = (domain: string, op: string, opset: number): GpuOpDef | undefined => find(gpuTable, domain, op, opset);
 
 /** A GPU tensor input, or an OpError naming the node and input. */
 export function gpuAt(ins: (GpuArray | NdArray | undefined)[], i: number, ctx: { node: Node }): GpuArray {
