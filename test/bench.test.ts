@@ -1,16 +1,16 @@
 // The benchmark harness: statistics, alternation, report rendering, and `lastmile bench` end to end on a tiny
 // model (cpu, 0.2 s). Nothing here depends on timing values, only on the shape of the results.
 import { execSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, ROOT } from './helpers/build.js';
 import { alternate, decodeFeeds, schedule, encodeFeeds, maxAbsDiff, quantile, stats, type ModelResult } from '../bench/harness.js';
 import { fmt, markdown, markdownTable, ratio, svg, type BenchReport } from '../bench/report.js';
 import { f32, GraphBuilder, tensorProto } from '../loaders/builder.js';
 import { Msg } from '../loaders/onnx-schema.js';
 
-const ROOT = join(import.meta.dirname, '..');
 let dir: string;
 
 describe('statistics', () => {
@@ -113,19 +113,6 @@ describe('report', () => {
   });
 });
 
-/** Rebuilds dist/ when a source it runs is newer than its output (tsc emits even when other files have errors). */
-function ensureBuilt() {
-  const stale = (d: string): boolean => readdirSync(join(ROOT, d), { withFileTypes: true }).some((e) => {
-    const p = join(d, e.name);
-    if (e.isDirectory()) return stale(p);
-    if (!e.name.endsWith('.ts') || e.name.endsWith('.d.ts')) return false;
-    const js = join(ROOT, 'dist', p.replace(/\.ts$/, '.js'));
-    return !existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, p)).mtimeMs;
-  });
-  if (['cli', 'bench', 'engine', 'loaders', 'ops', 'kernels'].some(stale)) {
-    try { execSync('npx tsc -p .', { cwd: ROOT, stdio: 'ignore' }); } catch { /* others' type errors: dist is still emitted */ }
-  }
-}
 
 describe('lastmile bench', () => {
   beforeAll(() => {

@@ -1,16 +1,16 @@
 // The `lastmile` command end to end: spawns the built CLI (dist/) on models made with GraphBuilder.
-import { spawnSync, execSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, ROOT } from './helpers/build.js';
 import { f32, GraphBuilder, tensorProto } from '../loaders/builder.js';
 import { Msg } from '../loaders/onnx-schema.js';
 import { NdArray } from '../engine/tensor.js';
 import { readNpy, writeNpy } from '../cli/io.js';
 import { defaultModel } from '../cli/default-model.js';
 
-const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist/cli/main.js');
 let dir: string;
 const tmp = (name: string) => join(dir, name);
@@ -20,19 +20,6 @@ function lastmile(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** Rebuilds dist/ when any compiled source is newer than its output (tsc emits even when other files have errors). */
-function ensureBuilt() {
-  const stale = (d: string): boolean => readdirSync(join(ROOT, d), { withFileTypes: true }).some((e) => {
-    const p = join(d, e.name);
-    if (e.isDirectory()) return stale(p);
-    if (!e.name.endsWith('.ts') || e.name.endsWith('.d.ts')) return false;
-    const js = join(ROOT, 'dist', p.replace(/\.ts$/, '.js'));
-    return !existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, p)).mtimeMs;
-  });
-  if (['cli', 'engine', 'loaders', 'ops', 'kernels'].some(stale)) {
-    try { execSync('npx tsc -p .', { cwd: ROOT, stdio: 'ignore' }); } catch { /* others' type errors: dist is still emitted */ }
-  }
-}
 
 /** A .npy as numpy writes it, built by hand so the reader is checked against the format, not our writer. */
 function numpyFile(descr: string, shape: string, body: ArrayBufferView, fortran = false): Uint8Array {

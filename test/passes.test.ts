@@ -299,7 +299,7 @@ describe('transpose elimination', () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', [...shape]);
     const t = g.node('Transpose', [x], { perm: [...perm] })[0];
-    const ts = perm.map((p) => shape[p]);
+    const ts = perm.map((p) => (shape as readonly number[])[p]);
     const other = side === 'B'
       ? g.input('o', 'float32', [...ts.slice(0, -2), 3, ts[ts.length - 2]])
       : g.input('o', 'float32', [ts[ts.length - 1], 2]);

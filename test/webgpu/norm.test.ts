@@ -1,5 +1,5 @@
 import { it } from 'vitest';
-import { GraphBuilder } from '../../loaders/builder.js';
+import { GraphBuilder, type AttrInput } from '../../loaders/builder.js';
 import { NdArray } from '../../engine/tensor.js';
 import { randomF32, rng } from '../helpers/oracle.js';
 import { describeGpu, expectGpuMatchesCpu } from '../helpers/gpu.js';
@@ -7,7 +7,7 @@ import { describeGpu, expectGpuMatchesCpu } from '../helpers/gpu.js';
 type R = ReturnType<typeof rng>;
 
 /** One node over input x and initializers (name -> shape), with `outputs` outputs. */
-function model(op: string, shape: number[], params: [string, number[]][], attrs: Record<string, number>, opset: number, r: R, outputs = 1) {
+function model(op: string, shape: number[], params: [string, number[]][], attrs: Record<string, AttrInput>, opset: number, r: R, outputs = 1) {
   const g = new GraphBuilder();
   const ins = [g.input('x', 'float32', shape), ...params.map(([n, s]) => (n ? g.init(n, randomF32(s, r, n === 'var' ? 0.1 : -1, 1)) : ''))];
   for (const o of g.node(op, ins, attrs, outputs)) g.output(o, null);
