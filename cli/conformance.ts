@@ -61,6 +61,7 @@ export async function conformanceCommand(argv: string[]): Promise<number> {
     const fb = new Map<string, number>();
     for (const r of gpu) for (const op of r.gpu!.fallbacks) fb.set(op, (fb.get(op) ?? 0) + 1);
     const nodes = gpu.reduce((a, r) => a + r.gpu!.nodes, 0), total = gpu.reduce((a, r) => a + r.gpu!.total, 0);
+    if (device) console.log(`WebGPU adapter: ${device.adapterName}${device.compat ? ' (compatibility mode)' : ''}`);
     console.log(`WebGPU: ${nodes} of ${total} nodes ran on the GPU; ${gpu.filter((r) => r.gpu!.fallbacks.length === 0).length} of ${gpu.length} cases had no CPU fallback`);
     if (fb.size) console.log(`CPU fallbacks (op: cases): ${[...fb].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
   }

@@ -9,6 +9,8 @@ export interface GpuContext {
   f16: boolean;
   subgroups: boolean;
   timestamps: boolean;
+  /** A compatibility-mode device (Dawn's OpenGL ES backend): lower limits, fewer features. */
+  compat: boolean;
   /** The adapter is a CPU rasteriser (lavapipe, SwiftShader, llvmpipe): kernel choices differ there. */
   software: boolean;
 }
@@ -26,7 +28,10 @@ async function getGpu(): Promise<GPU> {
     const pkg = 'webgpu';
     const { create, globals } = (await import(pkg)) as { create(o: string[]): GPU; globals: object };
     Object.assign(globalThis, globals);
-    const opts = env('LASTMILE_DAWN_BACKEND') ? [`backend=${env('LASTMILE_DAWN_BACKEND')}`] : [];
+    const backend = env('LASTMILE_DAWN_BACKEND');
+    // Dawn's OpenGL ES backend goes through EGL; with no display server Mesa needs the surfaceless platform.
+    if (backend === 'opengles' && !env('EGL_PLATFORM')) process.env.EGL_PLATFORM = 'surfaceless';
+    const opts = backend ? [`backend=${backend}`] : [];
     return create(opts);
   } catch (e) {
     throw new GpuUnavailableError(`no WebGPU: navigator.gpu is missing and the 'webgpu' package could not load (${(e as Error).message})`);
@@ -49,7 +54,7 @@ async function open(): Promise<GpuContext> {
   const info = adapter.info ?? ({} as GPUAdapterInfo);
   const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
   const ctx: GpuContext = {
-    gpu, device, adapterName: name,
+    gpu, device, adapterName: name, compat,
     f16: device.features.has('shader-f16'), subgroups: device.features.has('subgroups'), timestamps: device.features.has('timestamp-query'),
     software: /llvmpipe|lavapipe|swiftshader|software/i.test(name),
   };
