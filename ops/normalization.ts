@@ -7,6 +7,7 @@ import { broadcastShapes, expandTo } from '../kernels/cpu/broadcast.js';
 import {
   channelAffine, channelMoments, invStd, lpNormalize, lrn, meanVarianceNormalize, rowAffine, rowMeanSquares, rowMoments, standardizeRows,
 } from '../kernels/cpu/norm.js';
+import { layerNormWasm } from '../kernels/wasm/math.js';
 import { isComputeFloat } from './conv.js';
 import { fail, optTensor, register, tensorAt, type Attrs, type RunCtx } from './registry.js';
 import { dtypeOf, sameAsInput, shapeOf, tensorType } from './infer-rules.js';
@@ -134,6 +135,23 @@ function readLn(a: Attrs): LnAttrs {
 /** Shape of the per-row statistics: X's dims before `axis`, then 1s. */
 const statShape = <D extends Dim>(xs: readonly D[], axis: number): D[] => xs.map((d, i) => (i < axis ? d : (1 as D)));
 
+/**
+ * LayerNormalization's arithmetic over `rows` rows of `len`: float32 X with float32 statistics
+ * (stash_type 1) and one scale (and bias) row in WebAssembly SIMD, in float32 throughout; otherwise in
+ * TypeScript with float64 statistics.
+ */
+function layerNorm(x: NdArray, y: NdArray, rows: number, len: number, at: LnAttrs, scale: Num, bias: Num | undefined): { mean: Float64Array; inv: Float64Array } {
+  const xd = x.data as Float32Array, yd = y.data as Float32Array, eps = at.epsilon;
+  if (x.dtype === 'float32' && at.stash === 'float32' && scale instanceof Float32Array && (!bias || bias instanceof Float32Array)) {
+    const mean = new Float64Array(rows), inv = new Float64Array(rows);
+    if (layerNormWasm(xd, yd, rows, len, eps, scale, bias, mean, inv)) return { mean, inv };
+  }
+  const { mean, variance } = rowMoments(xd, rows, len), inv = invStd(variance, eps);
+  standardizeRows(xd, yd, rows, len, mean, inv);
+  rowAffine(yd, rows, len, scale, bias);
+  return { mean, inv };
+}
+
 register({
   op: 'LayerNormalization',
   since: 17,
@@ -148,9 +166,7 @@ register({
     const len = sizeOf(x.shape.slice(axis)), rows = sizeOf(x.shape.slice(0, axis)), y = NdArray.zeros(x.dtype, x.shape);
     const scale = trailingParam(floatInput(ins, 1, 'Scale', ctx), x, axis, 'input 1 (Scale)', ctx);
     const b = optTensor(ins, 2, ctx), bias = b && trailingParam(b, x, axis, 'input 2 (B)', ctx);
-    const { mean, variance } = rowMoments(x.data as Float32Array, rows, len), inv = invStd(variance, at.epsilon);
-    standardizeRows(x.data as Float32Array, y.data as Float32Array, rows, len, mean, inv);
-    rowAffine(y.data as Float32Array, rows, len, scale, bias);
+    const { mean, inv } = layerNorm(x, y, rows, len, at, scale, bias);
     const shape = statShape(x.shape, axis);
     const stat = (v: Float64Array) => { const t = NdArray.zeros(at.stash, shape); (t.data as Float64Array).set(v); return t; };
     return [y, stat(mean), stat(inv)];

@@ -3,6 +3,7 @@
 import { isFloat } from '../engine/dtype.js';
 import { NdArray } from '../engine/tensor.js';
 import { hardmax, softmax } from '../kernels/cpu/softmax.js';
+import { softmaxWasm } from '../kernels/wasm/math.js';
 import { sameAsInput } from './infer-rules.js';
 import { normAxis } from './reduce.js';
 import { fail, register, tensorAt, type OpDef, type RunCtx } from './registry.js';
@@ -15,7 +16,11 @@ function layout(shape: readonly number[], axis: number, coerce2d: boolean): [num
   return coerce2d ? [prod(0, axis), prod(axis, shape.length), 1] : [prod(0, axis), shape[axis], prod(axis + 1, shape.length)];
 }
 
-function softmaxOp(op: string, since: number, kernel: Kernel): OpDef<{ axis: number }> {
+/**
+ * `log` says which of Softmax/LogSoftmax an op is (undefined for Hardmax): float32 rows along the last
+ * axis then run in WebAssembly SIMD; float64, narrow floats and other axes stay in TypeScript.
+ */
+function softmaxOp(op: string, since: number, kernel: Kernel, log?: boolean): OpDef<{ axis: number }> {
   const coerce2d = since < 13;
   return {
     op, since, infer: sameAsInput,
@@ -25,16 +30,18 @@ function softmaxOp(op: string, since: number, kernel: Kernel): OpDef<{ axis: num
       if (!isFloat(x.dtype)) fail(ctx, `input 0 ('input') has dtype ${x.dtype}, expected a float tensor`);
       // The 2-D coercion accepts axis == rank (everything in the batch, rows of one element).
       const axis = coerce2d && a.axis === rank ? rank : normAxis(ctx, a.axis, rank);
-      const out = NdArray.zeros(x.dtype, x.shape);
-      kernel(x.data as Float32Array, out.data as Float32Array, ...layout(x.shape, axis, coerce2d));
+      const out = NdArray.zeros(x.dtype, x.shape), [outer, n, inner] = layout(x.shape, axis, coerce2d);
+      const xd = x.data as Float32Array, od = out.data as Float32Array;
+      const fast = log !== undefined && x.dtype === 'float32' && inner === 1 && softmaxWasm(xd, od, outer, n, log);
+      if (!fast) kernel(xd, od, outer, n, inner);
       return [out];
     },
   };
 }
 
-const kernels: [string, Kernel][] = [
-  ['Softmax', (x, o, a, n, i) => softmax(x, o, a, n, i, false)],
-  ['LogSoftmax', (x, o, a, n, i) => softmax(x, o, a, n, i, true)],
+const kernels: [string, Kernel, boolean?][] = [
+  ['Softmax', (x, o, a, n, i) => softmax(x, o, a, n, i, false), false],
+  ['LogSoftmax', (x, o, a, n, i) => softmax(x, o, a, n, i, true), true],
   ['Hardmax', hardmax],
 ];
-register(...kernels.flatMap(([op, k]) => [softmaxOp(op, 1, k), softmaxOp(op, 13, k)]));
+register(...kernels.flatMap(([op, k, log]) => [softmaxOp(op, 1, k, log), softmaxOp(op, 13, k, log)]));

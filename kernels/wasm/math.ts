@@ -1,0 +1,172 @@
+// JS entry points of the WebAssembly SIMD math kernels (built by math-module.ts). Data lives in JS
+// Float32Arrays, so each call copies through a fixed staging area of wasm memory with TypedArray.set
+// (memcpy speed): memory stays bounded whatever the tensor size. Every entry point returns false,
+// having done nothing, when it does not apply (no SIMD, kernels switched off, not float32, too
+// small to pay for the call), and the caller runs its TypeScript kernel.
+import type { Row1 } from '../cpu/elementwise.js';
+import { AT, constTable, mathModule, PAGES, STAGE, type Unary } from './math-module.js';
+import { hasSimd, wasmKernels } from './simd.js';
+
+export type { Unary } from './math-module.js';
+
+type F = (...args: number[]) => number;
+type Exports = Record<'rowMax' | 'expSum' | 'expSumStore' | 'rowSum' | 'sumSqDev' | 'scale' | 'sub2' | 'lnAffine' | 'softmax' | 'logSoftmaxStats' | 'subRows' | 'layerNorm' | Unary, F>;
+
+// Byte addresses of the areas.
+const DATA = AT.data * 4, STATS = AT.stats * 4, SCALE = AT.scale * 4, BIAS = AT.bias * 4;
+
+/** One instance over its own fixed memory: the constants table, statistics, scale and bias rows, and the data stage. */
+class WasmMath {
+  private readonly heap: Float32Array;
+  private readonly fn: Exports;
+
+  constructor() {
+    const memory = new WebAssembly.Memory({ initial: PAGES });
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(mathModule()), { env: { memory } });
+    this.fn = exports as unknown as Exports;
+    this.heap = new Float32Array(memory.buffer);
+    this.heap.set(constTable(), AT.consts);
+  }
+
+  unary(kind: Unary, x: Float32Array, out: Float32Array, n: number): void {
+    const heap = this.heap, f = this.fn[kind];
+    for (let i = 0; i < n; i += STAGE) {
+      const len = Math.min(STAGE, n - i);
+      heap.set(x.subarray(i, i + len), AT.data);
+      f(DATA, len);
+      out.set(heap.subarray(AT.data, AT.data + len), i);
+    }
+  }
+
+  softmax(x: Float32Array, out: Float32Array, rows: number, n: number, log: boolean): void {
+    if (n > STAGE) { for (let r = 0; r < rows; r++) this.longSoftmax(x, out, r * n, n, log); return; }
+    const heap = this.heap, per = Math.floor(STAGE / n);
+    for (let r = 0; r < rows; r += per) {
+      const k = Math.min(per, rows - r), lo = r * n, len = k * n;
+      heap.set(x.subarray(lo, lo + len), AT.data);
+      if (log) {
+        this.fn.logSoftmaxStats(DATA, k, n, STATS);
+        for (let i = 0, at = AT.stats + 1; i < k; i++, at += 2) heap[at] = Math.log(heap[at]);
+        this.fn.subRows(DATA, k, n, STATS);
+      } else {
+        this.fn.softmax(DATA, k, n);
+      }
+      out.set(heap.subarray(AT.data, AT.data + len), lo);
+    }
+  }
+
+  /** One row longer than the stage, in three chunked passes: max, sum of exponentials, normalise. */
+  private longSoftmax(x: Float32Array, out: Float32Array, base: number, n: number, log: boolean): void {
+    let max = -Infinity, sum = 0;
+    this.chunks(x, base, n, (len) => { max = Math.max(max, this.fn.rowMax(DATA, len)); });
+    this.chunks(x, base, n, (len, at) => {
+      sum += (log ? this.fn.expSum : this.fn.expSumStore)(DATA, len, max);
+      if (!log) out.set(this.heap.subarray(AT.data, AT.data + len), base + at);
+    });
+    this.chunks(log ? x : out, base, n, (len, at) => {
+      if (log) this.fn.sub2(DATA, len, max, Math.log(sum));
+      else this.fn.scale(DATA, len, 1 / sum);
+      out.set(this.heap.subarray(AT.data, AT.data + len), base + at);
+    });
+  }
+
+  /** Copies x[base + at, +len) into the data stage for each chunk of n floats and calls body(len, at). */
+  private chunks(x: Float32Array, base: number, n: number, body: (len: number, at: number) => void): void {
+    for (let at = 0; at < n; at += STAGE) {
+      const len = Math.min(STAGE, n - at);
+      this.heap.set(x.subarray(base + at, base + at + len), AT.data);
+      body(len, at);
+    }
+  }
+
+  layerNorm(x: Float32Array, y: Float32Array, rows: number, n: number, eps: number, scale: Float32Array, bias: Float32Array | undefined, mean: Float64Array, inv: Float64Array): void {
+    const heap = this.heap;
+    if (n > STAGE) { for (let r = 0; r < rows; r++) this.longLayerNorm(x, y, r * n, n, eps, scale, bias, mean, inv, r); return; }
+    heap.set(scale, AT.scale);
+    if (bias) heap.set(bias, AT.bias);
+    else heap.fill(0, AT.bias, AT.bias + n);
+    const per = Math.floor(STAGE / n);
+    for (let r = 0; r < rows; r += per) {
+      const k = Math.min(per, rows - r), lo = r * n, len = k * n;
+      heap.set(x.subarray(lo, lo + len), AT.data);
+      this.fn.layerNorm(DATA, k, n, eps, SCALE, BIAS, STATS);
+      y.set(heap.subarray(AT.data, AT.data + len), lo);
+      for (let i = 0; i < k; i++) { mean[r + i] = heap[AT.stats + 2 * i]; inv[r + i] = heap[AT.stats + 2 * i + 1]; }
+    }
+  }
+
+  /** One row longer than the stage: chunk sums (added in float64) for the mean, then the variance, then the affine pass. */
+  private longLayerNorm(x: Float32Array, y: Float32Array, base: number, n: number, eps: number, scale: Float32Array, bias: Float32Array | undefined,
+    mean: Float64Array, inv: Float64Array, r: number): void {
+    let s = 0, v = 0;
+    this.chunks(x, base, n, (len) => { s += this.fn.rowSum(DATA, len); });
+    const m = Math.fround(s / n);
+    this.chunks(x, base, n, (len) => { v += this.fn.sumSqDev(DATA, len, m); });
+    const k = Math.fround(1 / Math.sqrt(v / n + eps));
+    if (!bias) this.heap.fill(0, AT.bias, AT.bias + STAGE);
+    this.chunks(x, base, n, (len, at) => {
+      this.heap.set(scale.subarray(at, at + len), AT.scale);
+      if (bias) this.heap.set(bias.subarray(at, at + len), AT.bias);
+      this.fn.lnAffine(DATA, len, m, k, SCALE, BIAS);
+      y.set(this.heap.subarray(AT.data, AT.data + len), base + at);
+    });
+    mean[r] = m; inv[r] = k;
+  }
+}
+
+// Built on first use; null when instantiation failed (a page whose CSP forbids WebAssembly compilation).
+let shared: WasmMath | null | undefined;
+
+function instance(): WasmMath | null {
+  if (shared === undefined) {
+    try {
+      shared = hasSimd ? new WasmMath() : null;
+    } catch {
+      shared = null;
+    }
+  }
+  return shared;
+}
+
+const ready = (): WasmMath | null => (wasmKernels() ? instance() : null);
+
+// Below these many elements the fixed cost of a call (copies, subarrays, the JS-to-wasm transition)
+// outweighs the faster arithmetic: measured, the two broke even near 16 elements for sigmoid, exp and a
+// softmax row, and wasm was 2-5x faster from 64 on (bench/wasm-math.ts times the large sizes).
+export const MIN_UNARY = 32;
+export const MIN_ROWS = 32;
+
+/** out[i] = kind(x[i]) for i < n through WebAssembly; false (nothing done) when that does not apply. */
+export function unaryWasm(kind: Unary, out: unknown, x: unknown, n: number): boolean {
+  if (n < MIN_UNARY || !(x instanceof Float32Array && out instanceof Float32Array)) return false;
+  const m = ready();
+  if (!m) return false;
+  m.unary(kind, x, out, n);
+  return true;
+}
+
+/** A Row1 that runs `kind` in WebAssembly for float32 rows and `fallback` otherwise (float64, short rows, wasm off). */
+export const wasmRow = (kind: Unary, fallback: Row1): Row1 => (out, x, n) => { if (!unaryWasm(kind, out, x, n)) fallback(out, x, n); };
+
+/** Softmax (or LogSoftmax) of `rows` contiguous float32 rows of n elements; false when it does not apply. */
+export function softmaxWasm(x: Float32Array, out: Float32Array, rows: number, n: number, log: boolean): boolean {
+  if (rows * n < MIN_ROWS) return false;
+  const m = ready();
+  if (!m) return false;
+  m.softmax(x, out, rows, n, log);
+  return true;
+}
+
+/**
+ * LayerNormalization of `rows` contiguous float32 rows of n elements: y = (x - mean) / sqrt(var + eps)
+ * * scale + bias, with scale and bias (optional) of n values; each row's mean and 1/std go to mean and
+ * inv. False when it does not apply.
+ */
+export function layerNormWasm(x: Float32Array, y: Float32Array, rows: number, n: number, eps: number, scale: Float32Array, bias: Float32Array | undefined,
+  mean: Float64Array, inv: Float64Array): boolean {
+  if (rows * n < MIN_ROWS || scale.length !== n || (bias && bias.length !== n)) return false;
+  const m = ready();
+  if (!m) return false;
+  m.layerNorm(x, y, rows, n, eps, scale, bias, mean, inv);
+  return true;
+}
