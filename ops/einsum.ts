@@ -12,7 +12,7 @@ import { fail, register, tensorAt, type Attrs } from './registry.js';
 
 /** A term's labels: letters as char codes, ELLIPSIS where '...' stands. */
 const ELLIPSIS = -1;
-interface Equation { terms: number[][]; output?: number[] }
+export interface Equation { terms: number[][]; output?: number[] }
 
 function parseTerm(a: Attrs, s: string): number[] {
   const out: number[] = [];
@@ -36,7 +36,7 @@ function parseEquation(a: Attrs): Equation {
  * Concrete labels per input and for the output, given input ranks. Ellipsis dims get labels -e..-1,
  * right-aligned so shorter ellipses broadcast against longer ones.
  */
-function expand(eq: Equation, ranks: number[], ctx: { node: Node }): { ins: number[][]; out: number[] } {
+export function expand(eq: Equation, ranks: number[], ctx: { node: Node }): { ins: number[][]; out: number[] } {
   if (ranks.length !== eq.terms.length) fail(ctx, `equation has ${eq.terms.length} operand terms, got ${ranks.length} inputs`);
   const ellipsisRank = (t: number[], r: number) => (t.includes(ELLIPSIS) ? r - t.length + 1 : 0);
   const ins = eq.terms.map((t, i) => {

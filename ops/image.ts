@@ -186,7 +186,7 @@ register({
   },
 });
 
-interface WindowLists { strides?: number[]; dilations?: number[]; pads?: number[] }
+export interface WindowLists { strides?: number[]; dilations?: number[]; pads?: number[] }
 
 const windowLists = (a: Attrs): WindowLists => {
   const list = (attr: string, min: number) => {
@@ -198,7 +198,7 @@ const windowLists = (a: Attrs): WindowLists => {
 };
 
 /** Strides, dilations and leading pads per dim, with the total pad per dim; lists checked against rank r. */
-function windowOf(at: WindowLists, k: number[], ctx: Ctx) {
+export function windowOf(at: WindowLists, k: number[], ctx: Ctx) {
   const r = k.length, get = (v: number[] | undefined, def: number, attr: string, len = r) => {
     if (v && v.length !== len) fail(ctx, `attribute ${attr} should have ${len} values for ${r} spatial dims, got [${v}]`);
     return v ?? new Array<number>(len).fill(def);
@@ -209,7 +209,7 @@ function windowOf(at: WindowLists, k: number[], ctx: Ctx) {
 }
 
 /** Window positions along each dim: floor((n + pads - dilated extent) / stride) + 1. */
-const positions = (dims: readonly number[], g: K.WindowN, padTotal: number[]) =>
+export const positions = (dims: readonly number[], g: K.WindowN, padTotal: number[]) =>
   dims.map((n, i) => Math.floor((n + padTotal[i] - ((g.k[i] - 1) * g.d[i] + 1)) / g.s[i]) + 1);
 
 register({

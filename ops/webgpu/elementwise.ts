@@ -76,6 +76,12 @@ function nary(op: string, expr: string | ((n: number, d: DType) => string), opts
 const bool = () => 'bool' as DType;
 const fold = (f: (a: string, b: string) => string) => (n: number) => Array.from({ length: n }, (_, i) => `v${i}`).reduce(f);
 const onlyBool = (d: (DType | undefined)[]) => (d.some((x) => x && x !== 'bool') ? 'logical ops take bool' : undefined);
+// 8/16-bit and 64-bit integers have no 32-bit GPU arithmetic that wraps like their storage.
+const only32 = (types: DType[]) => (d: (DType | undefined)[]) => {
+  const bad = d.find((x) => x && !types.includes(x));
+  return bad ? `dtype ${bad} not supported by this GPU kernel` : undefined;
+};
+const INT32S: DType[] = ['int32', 'uint32'];
 
 registerGpu(
   unary('Abs', 'abs(v0)'), unary('Neg', '-v0'), unary('Exp', 'exp(v0)'), unary('Log', 'log(v0)'), unary('Sqrt', 'sqrt(v0)'),
@@ -112,6 +118,8 @@ registerGpu(
   nary('LessOrEqual', 'v0 <= v1', { out: bool, since: 12 }), nary('GreaterOrEqual', 'v0 >= v1', { out: bool, since: 12 }),
   nary('And', '(v0 & v1) != 0u', { out: bool, since: 7, reject: onlyBool }), nary('Or', '(v0 | v1) != 0u', { out: bool, since: 7, reject: onlyBool }),
   nary('Xor', '(v0 ^ v1) != 0u', { out: bool, since: 7, reject: onlyBool }), nary('Not', 'v0 == 0u', { out: bool, reject: onlyBool }),
+  nary('BitwiseAnd', 'v0 & v1', { since: 18, reject: only32(INT32S) }), nary('BitwiseOr', 'v0 | v1', { since: 18, reject: only32(INT32S) }),
+  nary('BitwiseXor', 'v0 ^ v1', { since: 18, reject: only32(INT32S) }), nary('BitwiseNot', '~v0', { since: 18, reject: only32(INT32S) }),
   nary('Where', 'select(v2, v1, v0 != 0u)', { since: 9, reject: (d) => (d[0] && d[0] !== 'bool' ? 'condition must be bool' : onlyNumeric(d.slice(1))) }),
 );
 
@@ -124,5 +132,28 @@ registerGpu({
     const expr = float ? (fmod ? 'fmod_(v0, v1)' : 'pymod_(v0, v1)') : x.dtype === 'uint32' ? 'v0 % v1' : fmod ? 'v0 % v1' : 'imod_(v0, v1)';
     const shape = broadcastShapes(x.shape, y.shape) ?? fail(ctx, `shapes [${x.shape}] and [${y.shape}] do not broadcast`);
     return ctx.gpu.run(elementwise({ name: 'Mod', expr, inputs: [x, y], outShape: shape, outDtype: x.dtype, helpers: HELPERS }));
+  },
+});
+
+// BitShift: WGSL takes the shift count modulo 32; ONNX (and the CPU backend) empties the value instead.
+registerGpu({
+  op: 'BitShift', since: 11, reject: only32(['uint32']),
+  run: (ins, a: { left: boolean }, ctx) => {
+    const x = gpuAt(ins, 0, ctx), y = gpuAt(ins, 1, ctx);
+    if (y.dtype !== x.dtype) fail(ctx, `input 1 has dtype ${y.dtype}, expected ${x.dtype} like input 0`);
+    const shape = broadcastShapes(x.shape, y.shape) ?? fail(ctx, `shapes [${x.shape}] and [${y.shape}] do not broadcast`);
+    const expr = `select(0u, v0 ${a.left ? '<<' : '>>'} v1, v1 < 32u)`;
+    return ctx.gpu.run(elementwise({ name: 'BitShift', expr, inputs: [x, y], outShape: shape, outDtype: x.dtype }));
+  },
+});
+
+// SwiGLU: A·sigmoid(alpha·A)·B over two same-shaped float tensors (no broadcasting, as the CPU checks).
+registerGpu({
+  op: 'SwiGLU', since: 28, reject: onlyFloat,
+  run: (ins, alpha: number, ctx) => {
+    const a = gpuAt(ins, 0, ctx), b = gpuAt(ins, 1, ctx);
+    if (b.dtype !== a.dtype) fail(ctx, `input 1 (B) has dtype ${b.dtype}, expected ${a.dtype} like input 0 (A)`);
+    if (b.shape.length !== a.shape.length || b.shape.some((d, i) => d !== a.shape[i])) fail(ctx, `input 1 (B), without broadcasting, should have shape [${a.shape}], got [${b.shape}]`);
+    return ctx.gpu.run(elementwise({ name: 'SwiGLU', expr: 'v0 * sigmoid_(u_alpha() * v0) * v1', params: { alpha }, inputs: [a, b], outShape: a.shape, outDtype: a.dtype, helpers: HELPERS }));
   },
 });
