@@ -1,13 +1,15 @@
 // Value conversions: Cast between the GPU dtypes and Clip. Conversions follow the CPU backend (typed-array
-// stores): floats to integers truncate and wrap modulo 2^32 or 2^64 with NaN and infinities giving 0,
-// integers to floats round to nearest once (int64 too), float32 to float16 overflows to infinity.
+// stores): floats to integers truncate and wrap modulo 2^width with NaN and infinities giving 0 (to the
+// sub-byte ints they round half away from zero first), integers to integers keep the low bits, integers
+// to floats round to nearest once (int64 too), float32 to float16 overflows to infinity.
 import type { DType } from '../../engine/dtype.js';
 import type { GpuArray, Program, Uniform } from './runner.js';
-import { computeType, declare, entry, f32u, i32u, load, store, u32s } from './wgsl.js';
+import { computeType, declare, entry, f32u, i32u, load, NARROW_INTS, store, u32s } from './wgsl.js';
 
 const WG = 256;
 
-const HELPERS = `
+/** f2i64 (f32 to an int64 word pair, truncating and wrapping), i64f (int64 to f32, rounded once), rha_. */
+export const HELPERS = `
 fn f2i64(f: f32) -> vec2<u32> {
   if ((bitcast<u32>(f) & 0x7f800000u) == 0x7f800000u) { return vec2<u32>(0u); }
   let t = trunc(f);
@@ -28,8 +30,11 @@ fn i64f(v: vec2<u32>) -> f32 {
   let top = select((hi << s) | (lo >> (32u - s)), hi, s == 0u);
   let m = ldexp(f32(top | select(0u, 1u, (lo << s) != 0u)), i32(32u - s));
   return select(m, -m, neg);
-}`;
-const F16 = `
+}
+// Round half away from zero; a - t is exact, where floor(a + 0.5) would round 0.49999997 up.
+fn rha_(f: f32) -> f32 { let a = abs(f); let t = trunc(a); let r = select(t, t + 1.0, a - t >= 0.5); return select(r, -r, f < 0.0); }`;
+/** f16_: f32 to f16 rounded to nearest, overflowing to infinity and keeping NaN (needs `enable f16`). */
+export const F16 = `
 fn f16_(f: f32) -> f16 {
   // f16() of a finite f32 beyond the f16 range is undefined in WGSL; IEEE rounding gives infinity.
   let b = bitcast<u32>(f);
@@ -39,18 +44,31 @@ fn f16_(f: f32) -> f16 {
   return f16(f);
 }`;
 
+/** The low 32 bits of source `v` as an integer: floats truncate (sub-byte targets round half away from
+ *  zero first, as the CPU's wrapBits does), with NaN and infinities giving 0. */
+function lowWord(from: DType, asF32: string, subByte: boolean): string {
+  if (from === 'float32' || from === 'float16') return `f2i64(${subByte ? `rha_(${asF32})` : asF32}).x`;
+  if (from === 'int64') return 'v.x';
+  return computeType(from) === 'i32' ? 'bitcast<u32>(v)' : 'v';
+}
+
 /** WGSL expression converting the stored element `v` of dtype `from` to the storage of `to`. */
 function convert(from: DType, to: DType): string {
-  const float = from === 'float32' || from === 'float16';
+  const float = from === 'float32' || from === 'float16', signed = computeType(from) === 'i32' && from !== 'int64';
   // Every source as f32 (for float targets) and as an int64 word pair (for integer targets).
   const asF32 = float ? load(from, 'v') : from === 'int64' ? 'i64f(v)' : `f32(v)`;
-  const asI64 = float ? `f2i64(${asF32})` : from === 'int64' ? 'v' : from === 'int32' ? 'vec2<u32>(bitcast<u32>(v), select(0u, 0xffffffffu, v < 0))' : 'vec2<u32>(v, 0u)';
+  const asI64 = float ? `f2i64(${asF32})` : from === 'int64' ? 'v' : signed ? 'vec2<u32>(bitcast<u32>(v), select(0u, 0xffffffffu, v < 0))' : 'vec2<u32>(v, 0u)';
+  const narrow = NARROW_INTS[to];
+  if (narrow) { // keep the low bits, as typed-array stores (and wrapBits) do
+    const low = lowWord(from, asF32, narrow.bits < 8);
+    return store(to, narrow.signed ? `bitcast<i32>(${low})` : low);
+  }
   switch (to) {
     case 'float32': return asF32;
     case 'float16': return `f16_(${asF32})`;
     case 'int64': return asI64;
-    case 'int32': return from === 'uint32' || from === 'bool' ? 'bitcast<i32>(v)' : from === 'int32' ? 'v' : `bitcast<i32>(${asI64}.x)`;
-    case 'uint32': return from === 'int32' ? 'bitcast<u32>(v)' : from === 'uint32' || from === 'bool' ? 'v' : `${asI64}.x`;
+    case 'int32': return signed ? 'v' : float || from === 'int64' ? `bitcast<i32>(${asI64}.x)` : 'bitcast<i32>(v)';
+    case 'uint32': return signed ? 'bitcast<u32>(v)' : float || from === 'int64' ? `${asI64}.x` : 'v';
     // NaN is true: test the bits rather than trust float comparisons.
     case 'bool': return float ? `select(0u, 1u, (bitcast<u32>(${asF32}) & 0x7fffffffu) != 0u)` : from === 'int64' ? 'select(0u, 1u, any(v != vec2<u32>(0u)))' : 'select(0u, 1u, v != 0)';
     default: throw new Error(`no GPU cast to ${to}`);

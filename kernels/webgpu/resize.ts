@@ -6,7 +6,7 @@
 import type { DType } from '../../engine/dtype.js';
 import type { Taps } from '../cpu/resize.js';
 import type { GpuArray, Program } from './runner.js';
-import { computeType, declare, entry, f32u, load, store, u32s } from './wgsl.js';
+import { computeType, declare, entry, f32u, load, saturate, store, u32s } from './wgsl.js';
 
 const WG = 64;
 
@@ -74,6 +74,6 @@ function weighted(rank: number, dtype: DType): string {
   }
   const last = rank ? `o${rank - 1}` : '0u', w = rank ? `w${rank - 1}` : '1.0';
   code += `    acc += ${w} * f32(${load(dtype, `x[${last}]`)});\n${close}`;
-  const ct = computeType(dtype);
-  return `${code}  out[gi] = ${store(dtype, ct === 'f32' ? 'acc' : `${ct}(acc)`)};`;
+  // Integers truncate and saturate to the dtype's range, as the CPU's storeAs does.
+  return `${code}  out[gi] = ${store(dtype, saturate(dtype, 'acc'))};`;
 }

@@ -4,10 +4,13 @@ import type { DType } from '../../engine/dtype.js';
 import { NdArray, sizeOf } from '../../engine/tensor.js';
 import { f16ToNumber, numberToF16 } from '../cpu/minifloat.js';
 import type { GpuContext } from './device.js';
-import { uniformSlots } from './wgsl.js';
+import { NARROW_INTS, uniformSlots } from './wgsl.js';
 
-/** Element types a GPU buffer can hold; others stay on the CPU. int64 is two u32 words (exact); bool is a u32. */
-export const GPU_DTYPES: ReadonlySet<DType> = new Set<DType>(['float32', 'float16', 'int32', 'uint32', 'bool', 'int64']);
+/** Element types a GPU buffer can hold; others stay on the CPU. int64 is two u32 words (exact); bool and
+ *  the integers narrower than 32 bits take a 32-bit lane each (wgsl.ts NARROW_INTS), widened on upload and
+ *  narrowed on download, so a GPU buffer bound for IO holds int8/uint8/int16/uint16 as 4-byte lanes too. */
+export const GPU_DTYPES: ReadonlySet<DType> = new Set<DType>(['float32', 'float16', 'int32', 'uint32', 'bool', 'int64',
+  ...(Object.keys(NARROW_INTS) as DType[])]);
 export const gpuElemBytes = (d: DType) => (d === 'float16' ? 2 : d === 'int64' ? 8 : 4);
 
 class PooledBuffer {
@@ -260,6 +263,9 @@ function toGpuBytes(x: NdArray): Uint8Array {
   switch (x.dtype) {
     case 'float16': { const s = d as Float32Array, o = new Uint16Array(alignedLength(s.length * 2) / 2); for (let i = 0; i < s.length; i++) o[i] = numberToF16(s[i]); return new Uint8Array(o.buffer); }
     case 'bool': return new Uint8Array(Uint32Array.from(d as Uint8Array).buffer);
+    // Narrow integers: sign- or zero-extended to their 32-bit lane by the typed-array conversion.
+    case 'int8': case 'int16': case 'int4': case 'int2': return new Uint8Array(Int32Array.from(d as Int8Array).buffer);
+    case 'uint8': case 'uint16': case 'uint4': case 'uint2': return new Uint8Array(Uint32Array.from(d as Uint8Array).buffer);
     case 'float32': case 'int32': case 'uint32': case 'int64': {
       const v = d as Float32Array;
       return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
@@ -277,7 +283,14 @@ function fromGpuBytes(dtype: DType, shape: readonly number[], buf: ArrayBuffer):
     case 'int32': return new NdArray(dtype, shape, new Int32Array(buf, 0, n));
     case 'uint32': return new NdArray(dtype, shape, new Uint32Array(buf, 0, n));
     case 'int64': return new NdArray(dtype, shape, new BigInt64Array(buf, 0, n));
-    default: throw new Error(`dtype ${dtype} cannot live on the GPU`);
+    default: {
+      const narrow = NARROW_INTS[dtype];
+      if (!narrow) throw new Error(`dtype ${dtype} cannot live on the GPU`);
+      // Kernels store narrow integers wrapped to their width, so each lane's value fits the CPU storage.
+      const out = NdArray.zeros(dtype, shape);
+      (out.data as Int32Array).set(narrow.signed ? new Int32Array(buf, 0, n) : new Uint32Array(buf, 0, n));
+      return out;
+    }
   }
 }
 

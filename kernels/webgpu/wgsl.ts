@@ -4,7 +4,23 @@
 import type { DType } from '../../engine/dtype.js';
 import type { Uniform, UniformType } from './runner.js';
 
-/** Storage type of each GPU dtype: bool is a u32 0/1, int64 a vec2<u32> (low, high) word pair. */
+/** Integers narrower than 32 bits (8- and 16-bit, and the sub-byte ones the CPU holds unpacked) live in
+ *  one 32-bit lane per element: 4x the memory of int8, but every kernel indexes, loads and computes them
+ *  like int32/uint32 with no byte packing, and the values are exact. Width in bits, and signedness. */
+export const NARROW_INTS: Readonly<Partial<Record<DType, { bits: number; signed: boolean }>>> = {
+  int8: { bits: 8, signed: true }, uint8: { bits: 8, signed: false }, int16: { bits: 16, signed: true }, uint16: { bits: 16, signed: false },
+  int4: { bits: 4, signed: true }, uint4: { bits: 4, signed: false }, int2: { bits: 2, signed: true }, uint2: { bits: 2, signed: false },
+};
+
+/** [lo, hi] of an integer dtype held in 32-bit lanes (int32/uint32 and the narrow ones). */
+export function intRange(d: DType): [number, number] | undefined {
+  const n = NARROW_INTS[d];
+  if (n) return n.signed ? [-(2 ** (n.bits - 1)), 2 ** (n.bits - 1) - 1] : [0, 2 ** n.bits - 1];
+  return d === 'int32' ? [-(2 ** 31), 2 ** 31 - 1] : d === 'uint32' ? [0, 2 ** 32 - 1] : undefined;
+}
+
+/** Storage type of each GPU dtype: bool is a u32 0/1, int64 a vec2<u32> (low, high) word pair, narrow
+ *  integers an i32/u32 lane (see NARROW_INTS). */
 export function storageType(d: DType): string {
   switch (d) {
     case 'float32': return 'f32';
@@ -12,13 +28,18 @@ export function storageType(d: DType): string {
     case 'int32': return 'i32';
     case 'uint32': case 'bool': return 'u32';
     case 'int64': return 'vec2<u32>';
-    default: throw new Error(`no WGSL storage for ${d}`);
+    default: {
+      const n = NARROW_INTS[d];
+      if (n) return n.signed ? 'i32' : 'u32';
+      throw new Error(`no WGSL storage for ${d}`);
+    }
   }
 }
 
 /** Type arithmetic happens in: floats in f32 (f16 widened, as the CPU backend does), ints natively. */
 export function computeType(d: DType): 'f32' | 'i32' | 'u32' {
-  return d === 'float32' || d === 'float16' ? 'f32' : d === 'int32' || d === 'int64' ? 'i32' : 'u32';
+  if (d === 'float32' || d === 'float16') return 'f32';
+  return d === 'int32' || d === 'int64' || NARROW_INTS[d]?.signed ? 'i32' : 'u32';
 }
 
 /** Expression converting a stored element `e` of dtype d to its compute type. */
@@ -28,12 +49,25 @@ export function load(d: DType, e: string): string {
   return e;
 }
 
-/** Expression converting a compute-type value `v` to the storage of dtype d. */
+/** Expression converting a compute-type value `v` to the storage of dtype d. Narrow integers keep the
+ *  low bits, sign-extended: 32-bit arithmetic wraps to their width as typed-array stores do on the CPU. */
 export function store(d: DType, v: string): string {
   if (d === 'float16') return `f16(${v})`;
   if (d === 'int64') return `vec2<u32>(bitcast<u32>(i32(${v})), select(0u, 0xffffffffu, i32(${v}) < 0))`;
   if (d === 'bool') return `select(0u, 1u, ${v})`;
+  const n = NARROW_INTS[d];
+  if (n) return n.signed ? `((${v}) << ${32 - n.bits}u) >> ${32 - n.bits}u` : `(${v}) & ${2 ** n.bits - 1}u`;
   return v;
+}
+
+/** An f32 value `v` as dtype d's compute type, truncated and saturated to d's range for integers (NaN
+ *  gives 0): what the CPU backend's clamping stores (Resize) do. */
+export function saturate(d: DType, v: string): string {
+  const t = computeType(d), r = intRange(d);
+  if (t === 'f32' || !r) return v;
+  // WGSL's f32 -> i32/u32 conversion already saturates at 32 bits; NaN is tested by its bits.
+  const clamped = r[1] < 2 ** 24 ? `clamp(${v}, ${r[0]}.0, ${r[1]}.0)` : v;
+  return `select(${t}(${clamped}), ${t}(0), (bitcast<u32>(${v}) & 0x7fffffffu) > 0x7f800000u)`;
 }
 
 export interface ShaderIO { inputs: [string, DType][]; outputs: [string, DType][]; uniforms: Uniform[] }

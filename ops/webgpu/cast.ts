@@ -27,7 +27,7 @@ registerGpu(
   },
 );
 
-const NUMERIC = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32']);
+const NUMERIC = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32', 'int8', 'uint8', 'int16', 'uint16', 'int4', 'uint4', 'int2', 'uint2']);
 const rejectClip = (d: (DType | undefined)[]) => (NUMERIC.has(d[0]) ? undefined : `dtype ${d[0]} not supported by this GPU kernel`);
 
 /** Clip-11 bound i: a scalar of x's dtype, or `absent`. */

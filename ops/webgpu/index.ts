@@ -20,3 +20,4 @@ import './image.js';
 import './loss.js';
 import './generators.js';
 import './reverse.js';
+import './quantize.js';

@@ -223,7 +223,7 @@ registerGpu(
 
 // ---- Trilu / CumSum ------------------------------------------------------------------------------
 
-const SCAN_DTYPES = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32']);
+const SCAN_DTYPES = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32', 'int8', 'uint8', 'int16', 'uint16', 'int4', 'uint4', 'int2', 'uint2']);
 
 registerGpu(
   {

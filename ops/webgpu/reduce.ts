@@ -6,7 +6,7 @@ import { NdArray } from '../../engine/tensor.js';
 import { normAxis } from '../reduce.js';
 import { fail, gpuAt, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
 
-const NUMERIC = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32']);
+const NUMERIC = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32', 'int8', 'uint8', 'int16', 'uint16', 'int4', 'uint4', 'int2', 'uint2']);
 const numericData = (d: (DType | undefined)[]) => (!d[0] || NUMERIC.has(d[0]) ? undefined : `dtype ${d[0]} has no 32-bit GPU arithmetic for this op`);
 
 interface ReduceAttrs { keepdims: boolean; noop: boolean; axes?: number[]; axesInput: boolean }
