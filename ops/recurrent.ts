@@ -81,6 +81,8 @@ function lengths(ctx: RunCtx, t: NdArray | undefined, batch: number, seq: number
 interface Operands {
   dt: DType; seq: number; batch: number; input: number; hs: number; lens: Int32Array;
   x: Buf; w: Buf; r: Buf; b?: Buf; h0?: Buf; c0?: Buf; p?: Buf;
+  /** The W and R tensors themselves: identity keys for the kernels' cached packed weights. */
+  wKey: object; rKey: object;
 }
 
 /** The inputs, shape- and dtype-checked against X, W and the attributes. */
@@ -99,7 +101,7 @@ function operands(kind: Kind, ins: (Value | undefined)[], at: RnnAttrs, ctx: Run
     return t && floatData(ctx, t, name, x.dtype);
   };
   const [wd, rd, b, h0, c0, p] = shapes.map(([i, name, shape]) => data(i, name, shape));
-  return { dt: x.dtype, seq, batch, input, hs, lens: lengths(ctx, optTensor(ins, 4, ctx), batch, seq), x: floatData(ctx, x, 'X', x.dtype), w: wd!, r: rd!, b, h0, c0, p };
+  return { dt: x.dtype, seq, batch, input, hs, lens: lengths(ctx, optTensor(ins, 4, ctx), batch, seq), x: floatData(ctx, x, 'X', x.dtype), w: wd!, r: rd!, b, h0, c0, p, wKey: w, rKey: r };
 }
 
 /** Strides of one direction's slots in Y and the final states, for either layout. */
@@ -123,7 +125,7 @@ function run(kind: Kind) {
       const cell: Cell = {
         seq, batch, input, hidden: hs, x: op.x, row, bias, lens: op.lens, clip: at.clip, acts: at.acts[d],
         w: op.w.subarray(d * G * hs * input, (d + 1) * G * hs * input), r: op.r.subarray(d * G * hs * hs, (d + 1) * G * hs * hs),
-        h0: state(op.h0), reverse: at.direction === 'reverse' || d === 1,
+        h0: state(op.h0), reverse: at.direction === 'reverse' || d === 1, wKey: op.wKey, rKey: op.rKey, dir: d,
       };
       if (kind === 'LSTM') lstm(cell, o, { c0: state(op.c0), p: op.p && Float64Array.from(op.p.subarray(d * 3 * hs, (d + 1) * 3 * hs)), inputForget: at.inputForget });
       else if (kind === 'GRU') gru(cell, o, { linearBeforeReset: at.linearBeforeReset, rbh });

@@ -1,17 +1,25 @@
 // Recurrent cells (LSTM, GRU, simple RNN) over plain typed arrays, one direction per call. The input
 // projection X·W^T for all timesteps is one GEMM up front; each timestep then only does the recurrent
-// product H·R^T for the batch rows still running. State is kept in float64 so long sequences do not
-// drift; outputs are written through strides so both ONNX layouts need no transposes.
+// product H·R^T for the batch rows still running. Outputs are written through strides so both ONNX
+// layouts need no transposes. float32 operands with the default activations run in float32 on the
+// WebAssembly kernels (kernels/wasm/rnn-cells.ts), as onnxruntime does; everything else runs here with
+// float64 state.
+import { gruWasm, lstmWasm, rnnWasm } from '../wasm/rnn-cells.js';
+import { wasmKernels } from '../wasm/simd.js';
 import { gemm, rowMajor, transposed } from './gemm.js';
 
 export type Buf = Float32Array | Float64Array;
 export type Act = (x: number) => number;
 
+// One object each, so a cell can tell the default activations (which the wasm kernels implement) by identity.
+const sigmoid: Act = (x) => 1 / (1 + Math.exp(-x));
+const tanh: Act = Math.tanh;
+
 /** Activation by (lower-case) ONNX name; alpha and beta already resolved by the caller. */
 export function activation(name: string, alpha: number, beta: number): Act | undefined {
   switch (name) {
-    case 'sigmoid': return (x) => 1 / (1 + Math.exp(-x));
-    case 'tanh': return Math.tanh;
+    case 'sigmoid': return sigmoid;
+    case 'tanh': return tanh;
     case 'relu': return (x) => (x > 0 ? x : 0);
     case 'affine': return (x) => alpha * x + beta;
     case 'leakyrelu': return (x) => (x >= 0 ? x : alpha * x);
@@ -81,6 +89,16 @@ export interface Cell {
   bias: Float64Array;
   h0?: Float64Array; reverse: boolean; lens: Int32Array; clip: number;
   acts: Act[];
+  /** The W and R tensor objects, and the direction: the wasm path keys its packed copies of the weights on
+   *  them, reused when the same objects come back (initializers and Constant values do on every run; feeds
+   *  and computed tensors are new objects each run, so they are packed again). */
+  wKey?: object; rKey?: object; dir: number;
+}
+
+/** Whether the float32 wasm kernels take this cell: float32 operands and outputs, and `acts` as given. */
+function fast(c: Cell, o: Outputs, acts: Act[]): boolean {
+  return wasmKernels() && c.x instanceof Float32Array && c.w instanceof Float32Array && c.r instanceof Float32Array
+    && o.y instanceof Float32Array && c.acts.every((a, i) => a === acts[i]);
 }
 
 /** The shared timestep loop. A batch row b runs timesteps 0..lens[b]-1 (reversed for reverse); padded
@@ -122,6 +140,7 @@ const initial = (c: Cell, s: Float64Array | undefined) => (s ? Float64Array.from
 
 /** LSTM gates in ONNX order i, o, f, c; `p` holds peepholes i, o, f. */
 export function lstm(c: Cell, o: Outputs, opts: { c0?: Float64Array; p?: Float64Array; inputForget: boolean }) {
+  if (fast(c, o, [sigmoid, tanh, tanh]) && lstmWasm(c, o, opts)) return;
   const hs = c.hidden, g = 4 * hs, [f, gAct, hAct] = c.acts, clip = c.clip;
   const h = initial(c, c.h0), cell = initial(c, opts.c0), p = opts.p ?? new Float64Array(3 * hs);
   drive(c, g, o, h, cell, (active, count, pre, hp) => {
@@ -145,6 +164,7 @@ export function lstm(c: Cell, o: Outputs, opts: { c0?: Float64Array; p?: Float64
 /** GRU gates in ONNX order z, r, h. `rbh` is the recurrent bias of the h gate, which only stays separate
  *  under linear_before_reset (it is then scaled by r); otherwise the caller folds it into `bias`. */
 export function gru(c: Cell, o: Outputs, opts: { linearBeforeReset: boolean; rbh: Float64Array }) {
+  if (fast(c, o, [sigmoid, tanh]) && gruWasm(c, o, opts)) return;
   const hs = c.hidden, g = 3 * hs, [f, gAct] = c.acts, clip = c.clip, lbr = opts.linearBeforeReset;
   const h = initial(c, c.h0), rec = new Float64Array(c.batch * hs), hr = new Float64Array(c.batch * hs);
   drive(c, g, o, h, undefined, (active, count, pre, hp) => {
@@ -168,6 +188,7 @@ export function gru(c: Cell, o: Outputs, opts: { linearBeforeReset: boolean; rbh
 }
 
 export function rnn(c: Cell, o: Outputs) {
+  if (fast(c, o, [tanh]) && rnnWasm(c, o)) return;
   const hs = c.hidden, [f] = c.acts, clip = c.clip, h = initial(c, c.h0);
   drive(c, hs, o, h, undefined, (active, count, pre, hp) => {
     dotRows(hp, count, hs, c.r, 0, hs, pre, hs);

@@ -1,0 +1,177 @@
+// The WebAssembly recurrent kernels piece by piece: the vector activations against Math, the gemv kernel
+// and its packing against a plain product, and whole cells on the float32 wasm path against the
+// TypeScript cells (float64 state) on random configurations, including the resident weight cache.
+import { describe, expect, it } from 'vitest';
+import { buildModule, Code, Simd, T } from '../kernels/wasm/emitter.js';
+import { gateWidth, NB, packedSize } from '../kernels/wasm/gemv.js';
+import { rnnModule, type RnnExports } from '../kernels/wasm/rnn.js';
+import { setResidentLimit } from '../kernels/wasm/rnn-cells.js';
+import { hasSimd, setWasmKernels } from '../kernels/wasm/simd.js';
+import { Scope, exp, expm1, sigmoid, tanh } from '../kernels/wasm/vmath.js';
+import { activation, gru, lstm, rnn, type Cell, type Outputs } from '../kernels/cpu/rnn.js';
+import { rng } from './helpers/oracle.js';
+
+const run = hasSimd ? describe : describe.skip;
+
+/** Applies each emitted activation in place over n floats at address 0. */
+function activations(): Record<string, (n: number) => void> & { heap: Float32Array } {
+  const fns = { exp, expm1, sigmoid, tanh };
+  const funcs = Object.entries(fns).map(([name, emit]) => {
+    const s = new Scope(2), c = new Code(), x = s.local(T.v128);
+    c.loop(() => {
+      c.get(0).simd(Simd.load, [0, 0]).set(x).get(0);
+      emit(c, s, x).simd(Simd.store, [0, 0]);
+      c.get(0).i32(16).add().set(0).get(1).i32(4).sub().tee(1).i32(0).gtS().brIf(0);
+    });
+    return { name, params: [T.i32, T.i32], results: [], locals: s.locals, body: s.finish(c) };
+  });
+  const memory = new WebAssembly.Memory({ initial: 4 });
+  const { exports } = new WebAssembly.Instance(new WebAssembly.Module(buildModule(funcs)), { env: { memory } });
+  const heap = new Float32Array(memory.buffer);
+  const out = Object.fromEntries(Object.keys(fns).map((k) => [k, (n: number) => (exports[k] as (p: number, n: number) => void)(0, n)]));
+  return Object.assign(out, { heap });
+}
+
+run('vector activations', () => {
+  const f = activations(), r = rng(3);
+  const xs = [0, -0, 1e-30, -1e-8, 1e-4, 0.3, -0.5, 0.3466, 1, -2.5, 7, -9.1, 15, -30, 87, -87, ...Array.from({ length: 400 }, () => r.float(-20, 20)), ...Array.from({ length: 100 }, () => r.float(-0.01, 0.01))];
+  const refs: Record<string, (x: number) => number> = { exp: Math.exp, expm1: Math.expm1, sigmoid: (x) => 1 / (1 + Math.exp(-x)), tanh: Math.tanh };
+
+  it.each(Object.keys(refs))('%s is within a few float32 ulps of Math', (name) => {
+    f.heap.set(xs);
+    f[name](xs.length + 3);
+    xs.forEach((x, i) => {
+      const want = refs[name](Math.fround(x)), got = f.heap[i];
+      // Relative where the result is a normal float32, absolute (far below any tolerance) near underflow.
+      expect(Math.abs(got - want), `${name}(${x}) = ${got}, want ${want}`).toBeLessThanOrEqual(Math.max(3e-7 * Math.abs(want), 1e-37));
+    });
+  });
+
+  it('saturate at the ends and keep NaN', () => {
+    const ends = [Infinity, -Infinity, 1e30, -1e30, NaN, 200, -200, NaN];
+    const check = (name: string, want: number[]) => {
+      f.heap.set(ends);
+      f[name](ends.length);
+      want.forEach((w, i) => (Number.isNaN(w) ? expect(f.heap[i]).toBeNaN() : expect(f.heap[i]).toBeCloseTo(w, 6)));
+    };
+    check('sigmoid', [1, 0, 1, 0, NaN, 1, 0, NaN]);
+    check('tanh', [1, -1, 1, -1, NaN, 1, -1, NaN]);
+  });
+});
+
+/** The module's exports over a fresh memory of `pages` pages. */
+function kernels(pages = 16): { f: RnnExports; heap: Float32Array } {
+  const memory = new WebAssembly.Memory({ initial: pages });
+  const { exports } = new WebAssembly.Instance(new WebAssembly.Module(rnnModule()), { env: { memory } });
+  return { f: exports as unknown as RnnExports, heap: new Float32Array(memory.buffer) };
+}
+
+run('gemv on packed weights', () => {
+  it.each(Array.from({ length: 16 }, (_, i) => i + 1))('matches a plain product, random sizes %i', (seed) => {
+    const r = rng(seed), rows = r.int(1, 4), hidden = r.int(1, 20), gates = r.int(1, 4), k = r.int(1, 9);
+    const { f, heap } = kernels(), gw = gateWidth(hidden), n = roundUp(gates * gw, NB), size = packedSize(gates, hidden, k);
+    const w = Float32Array.from({ length: gates * hidden * k }, () => r.float());
+    const x = Float32Array.from({ length: rows * k }, () => r.float());
+    const y0 = Float32Array.from({ length: rows * n }, () => r.float());
+    // Layout in floats: raw W at 0, packed at 1024, x at 4096, y at 8192 (y row stride n).
+    heap.set(w, 0);
+    heap.fill(0, 1024, 1024 + size);
+    f.pack(0, k, hidden, gates, gw, 4 * 1024);
+    heap.set(x, 4096);
+    heap.set(y0, 8192);
+    f.gemv(rows, n / NB, k, 4 * 4096, 4 * k, 4 * 1024, 4 * 8192, 4 * n);
+    for (let i = 0; i < rows; i++) {
+      for (let col = 0; col < n; col++) {
+        const g = Math.floor(col / gw), j = col % gw;
+        let want = y0[i * n + col];
+        if (g < gates && j < hidden) for (let q = 0; q < k; q++) want += x[i * k + q] * w[(g * hidden + j) * k + q];
+        expect(heap[8192 + i * n + col]).toBeCloseTo(want, 5);
+      }
+    }
+  });
+});
+
+const roundUp = (x: number, q: number) => Math.ceil(x / q) * q;
+type Kind = 'LSTM' | 'GRU' | 'RNN';
+const GATES = { LSTM: 4, GRU: 3, RNN: 1 };
+const DEFAULTS = { LSTM: ['sigmoid', 'tanh', 'tanh'], GRU: ['sigmoid', 'tanh'], RNN: ['tanh'] };
+
+interface Config {
+  kind: Kind; seq: number; batch: number; input: number; hidden: number; reverse: boolean; layout: 0 | 1;
+  lens: number[]; h0: boolean; c0: boolean; peep: boolean; clip: number; inputForget: boolean; lbr: boolean; keyed: boolean;
+}
+
+function randomConfig(kind: Kind, seed: number): Config {
+  const r = rng(seed * 131 + 7), seq = r.pick([1, 2, 5, 11]), batch = r.pick([1, 2, 3, 5]);
+  return {
+    kind, seq, batch, input: r.int(1, 19), hidden: r.pick([1, 3, 4, 7, 8, 9, 16, 17, 33]), reverse: r.next() < 0.5, layout: r.pick([0, 1] as const),
+    lens: Array.from({ length: batch }, () => (r.next() < 0.3 ? r.int(0, seq) : seq)), h0: r.next() < 0.5, c0: r.next() < 0.5, peep: r.next() < 0.5,
+    clip: r.next() < 0.3 ? 0.5 : Infinity, inputForget: r.next() < 0.2, lbr: r.next() < 0.5, keyed: r.next() < 0.5,
+  };
+}
+
+/** The operands of one direction, and a function running it (wasm on or off) into fresh outputs. */
+function cellRunner(cf: Config, seed: number) {
+  const r = rng(seed), G = GATES[cf.kind], hs = cf.hidden;
+  const f32 = (n: number, s = 1) => Float32Array.from({ length: n }, () => r.float(-s, s));
+  const f64 = (n: number) => Float64Array.from({ length: n }, () => r.float());
+  const x = f32(cf.seq * cf.batch * cf.input), w = f32(G * hs * cf.input, 0.6), rr = f32(G * hs * hs, 0.6);
+  const bias = f64(G * hs), h0 = cf.h0 ? f64(cf.batch * hs) : undefined, c0 = cf.c0 ? f64(cf.batch * hs) : undefined;
+  const p = cf.peep ? f64(3 * hs) : undefined, rbh = cf.lbr ? f64(hs) : new Float64Array(hs);
+  const keys = cf.keyed ? { wKey: {}, rKey: {} } : {};
+  const row = cf.layout ? (t: number, b: number) => b * cf.seq + t : (t: number, b: number) => t * cf.batch + b;
+  return (wasm: boolean): Outputs => {
+    const n = cf.seq * cf.batch * hs;
+    const o: Outputs = cf.layout
+      ? { y: new Float32Array(n), yOff: 0, yT: hs, yB: cf.seq * hs, yh: new Float32Array(cf.batch * hs), yc: new Float32Array(cf.batch * hs), sOff: 0, sB: hs }
+      : { y: new Float32Array(n), yOff: 0, yT: cf.batch * hs, yB: hs, yh: new Float32Array(cf.batch * hs), yc: new Float32Array(cf.batch * hs), sOff: 0, sB: hs };
+    const c: Cell = {
+      seq: cf.seq, batch: cf.batch, input: cf.input, hidden: hs, x, row, w, r: rr, bias, h0, reverse: cf.reverse,
+      lens: Int32Array.from(cf.lens), clip: cf.clip, acts: DEFAULTS[cf.kind].map((a) => activation(a, 0, 0)!), dir: 0, ...keys,
+    };
+    const was = setWasmKernels(wasm);
+    try {
+      if (cf.kind === 'LSTM') lstm(c, o, { c0, p, inputForget: cf.inputForget });
+      else if (cf.kind === 'GRU') gru(c, o, { linearBeforeReset: cf.lbr, rbh });
+      else rnn(c, o);
+    } finally {
+      setWasmKernels(was);
+    }
+    return o;
+  };
+}
+
+function expectClose(got: Outputs, want: Outputs, what: string) {
+  for (const k of ['y', 'yh', 'yc'] as const) {
+    const a = got[k]!, b = want[k]!;
+    for (let i = 0; i < b.length; i++) expect(Math.abs(a[i] - b[i]), `${what}: ${k}[${i}] = ${a[i]}, want ${b[i]}`).toBeLessThanOrEqual(2e-5 + 2e-5 * Math.abs(b[i]));
+  }
+}
+
+run('float32 wasm cells against the TypeScript cells', () => {
+  describe.each(['LSTM', 'GRU', 'RNN'] as Kind[])('%s', (kind) => {
+    it.each(Array.from({ length: 24 }, (_, i) => i + 1))('random configuration %i', (seed) => {
+      const cf = randomConfig(kind, seed + GATES[kind] * 1000), go = cellRunner(cf, seed);
+      const want = go(false);
+      expectClose(go(true), want, JSON.stringify(cf));
+      // Again: keyed weights now come from the resident cache.
+      expectClose(go(true), want, `second call, ${JSON.stringify(cf)}`);
+    });
+  });
+
+  it('evicts and repacks resident weights when the budget is exceeded', () => {
+    const was = setResidentLimit(1500);
+    try {
+      const runners = [1, 2, 3, 4].map((seed) => {
+        const cf = { ...randomConfig('LSTM', seed), hidden: 9, input: 6, seq: 3, keyed: true };
+        const go = cellRunner(cf, seed);
+        return { go, want: go(false) };
+      });
+      // Each cell's packed W and R take 960 floats (64 padded gate columns by k = 6 and 9): with room for
+      // 1500, every call evicts the previous cell's and repacks its own.
+      for (let round = 0; round < 3; round++) runners.forEach(({ go, want }, i) => expectClose(go(true), want, `round ${round}, cell ${i}`));
+    } finally {
+      setResidentLimit(was);
+    }
+  });
+});
