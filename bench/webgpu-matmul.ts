@@ -1,12 +1,14 @@
 // f32 MatMul GFLOP/s on the WebGPU backend for each GEMM variant (forced through the program builder),
 // against plain JavaScript triple loops at the same size. Square N^3 products for reg and shared; the
 // matrix-vector shapes 1xNxN and Nx1xN for gemv, with reg beside it (the measurements behind
-// chooseGemmVariant). Each GPU iteration records one dispatch and awaits onSubmittedWorkDone.
+// chooseGemmVariant), then what warm-up measurement picks for the same shapes. Each GPU iteration records
+// one dispatch and awaits onSubmittedWorkDone.
 // Run: node dist/bench/webgpu-matmul.js [N] [seconds]   (1024 is always measured; N adds a size)
 import { Bench } from 'tinybench';
 import { NdArray } from '../engine/tensor.js';
 import { acquireGpu, releaseGpu } from '../kernels/webgpu/device.js';
-import { matmulProgram, type GemmVariant } from '../kernels/webgpu/matmul.js';
+import { gemmVariantFor, measuredVariants, shapeClass, tuneGemms, type GemmShape } from '../kernels/webgpu/gemm-tuning.js';
+import { chooseGemmVariant, matmulProgram, type GemmVariant } from '../kernels/webgpu/matmul.js';
 import { GpuRunner, type GpuArray } from '../kernels/webgpu/runner.js';
 
 const extra = Number(process.argv[2] ?? 1024), seconds = Number(process.argv[3] ?? 2);
@@ -87,6 +89,16 @@ for (const t of bench.tasks) {
   const err = maxErr.get(t.name);
   console.log(`| ${t.name} | ${r.latency.p50.toFixed(1)} | ${((2 * c.m * c.n * c.k) / r.latency.p50 / 1e6).toFixed(2)} | ${err === undefined ? '-' : err.toExponential(1)} |`);
 }
+// What warm-up measurement (gemm-tuning.ts) picks per shape class on this adapter, beside the rule.
+const shapes: GemmShape[] = sizes.flatMap((n) => [{ m: n, n, k: n, rowsAlongK: false }, { m: 1, n, k: n, rowsAlongK: false }, { m: n, n: 1, k: n, rowsAlongK: true }]);
+for (const sh of shapes) gemmVariantFor(ctx, sh);
+const t0 = performance.now();
+await tuneGemms(gpu);
+console.log(`\nMeasured choice (${((performance.now() - t0) / 1000).toFixed(1)} s of timing, compiles included):\n`);
+console.log('| shape (MxNxK) | class | measured | rule |');
+console.log('|---|---|---|---|');
+const won = measuredVariants(ctx.adapterName);
+for (const sh of shapes) console.log(`| ${sh.m}x${sh.n}x${sh.k} | ${shapeClass(sh)} | ${won.get(shapeClass(sh))} | ${chooseGemmVariant(ctx, sh.m, sh.n, sh.k, sh.rowsAlongK)} |`);
 for (const u of uploads) gpu.release(u);
 gpu.destroy();
 releaseGpu(ctx);

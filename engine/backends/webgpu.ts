@@ -2,13 +2,36 @@
 import { UnsupportedOpError } from '../errors.js';
 import type { ExecHooks } from '../execute.js';
 import { executeGpu, outputsToCpu, type AnyValue, type GpuExecState } from '../execute-gpu.js';
-import type { TypeInfo } from '../graph.js';
+import type { Model, TypeInfo } from '../graph.js';
+import { inferTypes } from '../infer.js';
 import type { Plan, Step } from '../plan.js';
 import { place, type InputKind, type Placement } from '../placement.js';
 import { Tensor, toTensor, type Value } from '../tensor.js';
 import { acquireGpu, releaseGpu } from '../../kernels/webgpu/device.js';
+import { tuneGemms } from '../../kernels/webgpu/gemm-tuning.js';
 import { GpuArray, GpuRunner } from '../../kernels/webgpu/runner.js';
+import { fuseAttention, graphInfo } from '../../ops/webgpu/attention-fusion.js';
 import '../../ops/webgpu/index.js';
+
+/** The plan a WebGPU session runs: attention chains fused into one program each (a GPU-only rewrite: the
+ *  CPU keeps the graph optimiser's plan), with liveness recomputed over the new steps. */
+export function planForGpu(model: Model, plan: Plan, overrides?: Record<string, number>): Plan {
+  const info = graphInfo(plan.graph, plan.steps, inferTypes(model, plan, overrides));
+  const steps = fuseAttention(plan.steps, new Set(plan.outputs), info);
+  return steps.length === plan.steps.length ? plan : { ...plan, steps: withLiveness(steps, plan) };
+}
+
+/** Each value freed after its last reader (as compile() does), unless it is an output, a constant or
+ *  read from an enclosing scope; outputs nobody reads are freed right after they are made. */
+function withLiveness(steps: Step[], plan: Plan): Step[] {
+  const keep = new Set([...plan.outputs, ...plan.graph.initializers.keys()]);
+  const out = steps.map((s) => ({ ...s, release: [] as string[] }));
+  const last = new Map<string, number>();
+  out.forEach((s, i) => { for (const n of [...s.node.inputs, ...s.implicit]) if (n) last.set(n, i); });
+  for (const [name, i] of last) if (!keep.has(name) && !plan.free.has(name)) out[i].release.push(name);
+  out.forEach((s) => { for (const o of s.node.outputs) if (o && !last.has(o) && !keep.has(o)) s.release.push(o); });
+  return out;
+}
 
 export class WebGpuBackend {
   private readonly state: GpuExecState;
@@ -67,6 +90,10 @@ export class WebGpuBackend {
 
   /** Placements chosen on the last run (actual dtypes), for reports. */
   get lastPlacements(): ReadonlyMap<Step, Placement> { return this.state.placements; }
+
+  /** Times the GEMM variants for the product shapes seen so far (gemm-tuning.ts); true when a winner
+   *  differs from the rule, so a run compiles new pipelines. */
+  async tuneGemms(): Promise<boolean> { return (await tuneGemms(this.runner)).length > 0; }
 
   startProfiling(): boolean { return this.runner.startProfiling(); }
   stopProfiling() { return this.runner.stopProfiling(); }

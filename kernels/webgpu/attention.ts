@@ -32,8 +32,10 @@ export interface AttentionSpec {
   past?: number;
   /** nonpad_kv_seqlen: per batch, keys from this index on are padding. */
   valid?: GpuArray;
-  /** Bool (allow) or additive mask over [b, h, i] strides; keys at or past `width` are disallowed. */
-  mask?: { a: GpuArray; width: number; strides: [number, number, number] };
+  /** Bool (allow) or additive mask over [b, h, i] strides; keys at or past `width` are disallowed. A bool
+   *  mask may be `inverted` (true masks out) and give masked keys a finite `fill` score instead of -inf,
+   *  as Where(cond, fill, scores) does: a row with every key masked is then uniform, not zeros. */
+  mask?: { a: GpuArray; width: number; strides: [number, number, number]; inverted?: boolean; fill?: number };
   /** Scores rounded to this precision before the softmax, and the probabilities after it. */
   round: 'none' | 'f16' | 'bf16';
   /** Round the probabilities too, which needs the row's final max and sum first (a second pass over the
@@ -55,8 +57,9 @@ const ROUND = {
 /** WGSL shared by both variants: offsets, the key window of a row, and the score of one key. */
 function scoreFns(s: AttentionSpec): string {
   const { q, k, valid, mask } = s;
+  const masked = mask?.fill === undefined ? 'neg_inf()' : 'u_mask_fill()';
   const maskExpr = !mask ? 'x' : mask.a.dtype === 'bool'
-    ? 'select(neg_inf(), x, attn_mask[mo + j] != 0u)' : `x + ${load(mask.a.dtype, 'attn_mask[mo + j]')}`;
+    ? `select(${masked}, x, attn_mask[mo + j] ${mask.inverted ? '==' : '!='} 0u)` : `x + ${load(mask.a.dtype, 'attn_mask[mo + j]')}`;
   return `fn neg_inf() -> f32 { var b = 0xff800000u; return bitcast<f32>(b); }
 fn tanh_(x: f32) -> f32 { let e = exp(-2.0 * abs(clamp(x, -20.0, 20.0))); return sign(x) * (1.0 - e) / (1.0 + e); }
 fn rnd(x: f32) -> f32 { ${ROUND[s.round]} }
@@ -204,7 +207,7 @@ export function attention(s: AttentionSpec): Program {
     u32s('kv_len', s.kvLen), u32s('dim', s.headDim), u32s('vdim', s.vDim), u32s('past', s.past ?? 0), u32s('has_past', s.past === undefined ? 0 : 1),
     strides('qs', s.ql), strides('ks', s.kl), strides('vs', s.vl), strides('ys', s.yl), u32s('ms', s.mask?.strides ?? [0, 0, 0]),
     u32s('mask_width', s.mask?.width ?? 0), u32s('causal', s.causal ? 1 : 0), i32u('left', s.left), i32u('right', s.right),
-    u32s('mode', s.scoresMode ?? 0), f32u('scale', s.scale), f32u('softcap', s.softcap),
+    u32s('mode', s.scoresMode ?? 0), f32u('scale', s.scale), f32u('softcap', s.softcap), f32u('mask_fill', s.mask?.fill ?? 0),
   ];
   const ins = ([['q', s.q], ['k', s.k], ['v', s.v], ['attn_mask', s.mask?.a], ['valid', s.valid]] as [string, GpuArray | undefined][])
     .filter((e): e is [string, GpuArray] => !!e[1]);
@@ -222,7 +225,7 @@ ${tileBody(s)}
   const scoresShape = [s.batch, s.qHeads, s.qLen, s.kvLen];
   return {
     name: 'Attention',
-    key: `attention|${s.variant}|${ins.map(([n, a]) => `${n}:${a.dtype}`)}|${s.round}|${s.exactProbs}|${s.scoresMode !== undefined}`,
+    key: `attention|${s.variant}|${ins.map(([n, a]) => `${n}:${a.dtype}`)}|${s.round}|${s.exactProbs}|${s.scoresMode !== undefined}|${+!!s.mask?.inverted}${+(s.mask?.fill !== undefined)}`,
     shader, inputs: ins.map(([, a]) => a),
     outputs: [{ dtype: s.q.dtype, shape: s.yShape }, ...(s.scoresMode === undefined ? [] : [{ dtype: s.q.dtype, shape: scoresShape }]),
       ...(s.variant === 'row' ? [{ dtype: 'float32' as DType, shape: [rows, s.vDim] }] : [])],

@@ -7,7 +7,8 @@
 import type { DType } from '../../engine/dtype.js';
 import type { Geom3 } from '../cpu/conv.js';
 import type { GpuContext } from './device.js';
-import { activationWgsl, chooseGemmVariant, epilogueKey, epilogueUniforms, gemmProgram, load4, writeWgsl, type Epilogue, type GemmOperands, type GemmVariant } from './matmul.js';
+import { activationWgsl } from './activation.js';
+import { chooseGemmVariant, epilogueInputs, epilogueKey, epilogueUniforms, gemmProgram, load4, writeWgsl, type Epilogue, type GemmOperands, type GemmVariant } from './matmul.js';
 import type { GpuArray, Program, Uniform } from './runner.js';
 import { computeType, declare, entry, load, u32s } from './wgsl.js';
 
@@ -86,8 +87,8 @@ function directProgram(name: string, x: GpuArray, w: GpuArray, s: ConvShape, spa
     u32s('total', total), u32s('c', s.c), u32s('m', s.m), u32s('cg', s.c / s.group), u32s('mg', s.m / s.group),
     u32s('in_size', prod(s.g.inS)), u32s('out_size', prod(s.g.out)), u32s('k_size', prod(s.g.k)), ...geomUniforms(s.g), ...epilogueUniforms(ep),
   ];
-  const inputs = ep.bias ? [x, w, ep.bias] : [x, w];
-  const io = { inputs: inputs.map((a, i) => [['x', 'w', 'bias'][i], a.dtype] as [string, DType]), outputs: [['out', dtype] as [string, DType]], uniforms };
+  const named: [string, GpuArray][] = [['x', x], ['w', w], ...epilogueInputs(ep)], inputs = named.map(([, a]) => a);
+  const io = { inputs: named.map(([n, a]) => [n, a.dtype] as [string, DType]), outputs: [['out', dtype] as [string, DType]], uniforms };
   return {
     name, key: `${name}|${dtype}|${w.dtype}|${epilogueKey(ep)}`,
     shader: () => [

@@ -8,6 +8,8 @@
 import type { DType } from '../../engine/dtype.js';
 import type { GpuContext } from './device.js';
 import type { GpuArray, Program, Uniform } from './runner.js';
+import { activationKey, activationUniforms, activationWgsl, type Activation } from './activation.js';
+import { gemmVariantFor } from './gemm-tuning.js';
 import { computeType, declare, f32u, load, offsetFn, storageType, store, u32s } from './wgsl.js';
 
 export type GemmVariant = 'reg' | 'shared' | 'gemv';
@@ -15,7 +17,8 @@ export type GemmVariant = 'reg' | 'shared' | 'gemv';
 // ---- variant choice --------------------------------------------------------------------------------
 
 /**
- * The variant for an M x N x K product (per batch item). Measured with bench/webgpu-matmul.ts and
+ * The rule for the variant of an M x N x K product (per batch item), used until session.warmup has
+ * measured the shape's class on the adapter (gemm-tuning.ts). Measured with bench/webgpu-matmul.ts and
  * interleaved reruns, f32, on lavapipe (Mesa 25.0, LLVM 15, 256-bit, 2 cores shared with other busy
  * processes: load average 3.5-7, so +-30%):
  *   1024^3:        reg 552 ms, shared 1356 ms (llvmpipe runs a barrier as a coroutine switch)
@@ -42,52 +45,27 @@ export function chooseGemmVariant(gpu: Pick<GpuContext, 'software'>, m: number, 
 
 // ---- epilogue --------------------------------------------------------------------------------------
 
-export type Activation =
-  | { kind: 'relu' } | { kind: 'sigmoid' } | { kind: 'hardswish' }
-  | { kind: 'clip'; min: number; max: number }
-  | { kind: 'gelu'; approximate?: 'none' | 'tanh' };
+export type { Activation } from './activation.js';
 
-/** What happens to each accumulated value before it is stored: y = act(alpha * acc + beta * bias). */
+/** What happens to each accumulated value before it is stored: y = act(alpha * acc + beta * bias + residual). */
 export interface Epilogue {
   alpha?: number;
   beta?: number;
-  /** Added after scaling; the operands decide how (batch, row, col) maps into it. */
+  /** Added after scaling; the operands decide how (batch, row, col) maps into it (fn biasIndex). */
   bias?: GpuArray;
+  /** Added after the bias, element for element with the output (same shape and layout). */
+  residual?: GpuArray;
   activation?: Activation;
 }
 
-/** f32 activations over `v`; the fusion pass and the conv kernels use the same WGSL. */
-export function activationWgsl(a: Activation | undefined): string {
-  switch (a?.kind) {
-    case undefined: return 'fn act(v: f32) -> f32 { return v; }';
-    case 'relu': return 'fn act(v: f32) -> f32 { return max(v, 0.0); }';
-    case 'sigmoid': return 'fn act(v: f32) -> f32 { let e = exp(-abs(v)); return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0); }';
-    case 'hardswish': return 'fn act(v: f32) -> f32 { return v * clamp(v / 6.0 + 0.5, 0.0, 1.0); }';
-    case 'clip': return 'fn act(v: f32) -> f32 { return min(max(v, u_clip_lo()), u_clip_hi()); }';
-    case 'gelu': return a.approximate === 'tanh'
-      ? `fn act(v: f32) -> f32 {
-  let z = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -20.0, 20.0); let e = exp(-2.0 * abs(z));
-  return 0.5 * v * (1.0 + sign(z) * (1.0 - e) / (1.0 + e));
-}`
-      // erf from the erfc Chebyshev fit (|err| < 1.2e-7): tighter than Abramowitz-Stegun at f32.
-      : `fn act(v: f32) -> f32 {
-  let x = v * 0.7071067811865476; let z = abs(x); let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-  return 0.5 * v * (1.0 + select(r - 1.0, 1.0 - r, x >= 0.0));
-}`;
-  }
-}
-
 export const epilogueUniforms = (ep: Epilogue): Uniform[] => [
-  f32u('alpha', ep.alpha ?? 1), f32u('beta', ep.beta ?? 1),
-  ...(ep.activation?.kind === 'clip' ? [f32u('clip_lo', ep.activation.min), f32u('clip_hi', ep.activation.max)] : []),
+  f32u('alpha', ep.alpha ?? 1), f32u('beta', ep.beta ?? 1), ...activationUniforms(ep.activation),
 ];
 /** The part of a program key the epilogue's code depends on. */
-export const epilogueKey = (ep: Epilogue) => {
-  const a = ep.activation;
-  return `${ep.bias?.dtype ?? '-'}|${a ? `${a.kind}${a.kind === 'gelu' ? a.approximate ?? 'none' : ''}` : ''}`;
-};
+export const epilogueKey = (ep: Epilogue) => `${ep.bias?.dtype ?? '-'}|${ep.residual?.dtype ?? '-'}|${activationKey(ep.activation)}`;
+/** The epilogue's extra bindings, bound after the operands: bias, then residual. */
+export const epilogueInputs = (ep: Epilogue): [string, GpuArray][] =>
+  [['bias', ep.bias], ['res', ep.residual]].filter((e): e is [string, GpuArray] => e[1] !== undefined);
 
 // ---- operands --------------------------------------------------------------------------------------
 
@@ -141,9 +119,10 @@ export function gemmProgram(variant: GemmVariant, dtype: DType, dims: GemmDims, 
     u32s('M', dims.m), u32s('N', dims.n), u32s('K', dims.k), u32s('batch', dims.batch),
     ...epilogueUniforms(ep), ...ops.uniforms,
   ];
-  const inputs = ep.bias ? [...ops.inputs, ep.bias] : ops.inputs;
+  const extra = epilogueInputs(ep);
+  const inputs = [...ops.inputs, ...extra.map(([, a]) => a)];
   const io = {
-    inputs: [...ops.inputs.map((x, i) => [ops.names[i], x.dtype] as [string, DType]), ...(ep.bias ? [['bias', ep.bias.dtype] as [string, DType]] : [])],
+    inputs: [...ops.inputs.map((x, i) => [ops.names[i], x.dtype] as [string, DType]), ...extra.map(([n, a]) => [n, a.dtype] as [string, DType])],
     outputs: [['out', dtype] as [string, DType]], uniforms,
   };
   const body = variant === 'reg' ? regKernel(T, ops) : variant === 'shared' ? sharedKernel(T) : gemvKernel(T, rowsMode);
@@ -160,14 +139,16 @@ export function gemmProgram(variant: GemmVariant, dtype: DType, dims: GemmDims, 
 }
 
 /** fn write(b, row, col, acc): one accumulated value through the epilogue into out[outIndex(b, row, col)].
- *  Needs uniforms alpha and beta (epilogueUniforms) and, with a bias, fn biasIndex. */
+ *  Needs the epilogue's uniforms (epilogueUniforms) and bindings (epilogueInputs) and, with a bias, fn biasIndex. */
 export function writeWgsl(dtype: DType, ep: Epilogue): string {
   const T = computeType(dtype);
   const bias = ep.bias ? `\n  v += ${T}(u_beta()) * ${load(ep.bias.dtype, 'bias[biasIndex(b, row, col)]')};` : '';
+  const res = ep.residual ? `\n  v += ${load(ep.residual.dtype, 'res[o]')};` : '';
   const act = ep.activation ? '\n  v = act(v);' : '';
   return `fn write(b: u32, row: u32, col: u32, acc: ${T}) {
-  var v = ${T}(u_alpha()) * acc;${bias}${act}
-  out[outIndex(b, row, col)] = ${store(dtype, 'v')};
+  let o = outIndex(b, row, col);
+  var v = ${T}(u_alpha()) * acc;${bias}${res}${act}
+  out[o] = ${store(dtype, 'v')};
 }`;
 }
 
@@ -270,12 +251,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 
 // ---- MatMul / Gemm operands ------------------------------------------------------------------------
 
-/** One strided matrix operand: element (i, j) of batch item b at batchOffset(b) * size + i * s0 + j * s1. */
+/** One strided matrix operand: element (i, j) of batch item b at batchOffset(b) + i * s0 + j * s1. */
 export interface MatrixOperand {
   x: GpuArray;
   /** Element strides of the operand's two matrix dims (A: row, k; B: k, col); a transposed input swaps them. */
   strides: [number, number];
-  /** Matrix strides over the output batch dims (0 where broadcast). */
+  /** Element strides over the output batch dims (0 where broadcast). */
   batchStrides: readonly number[];
 }
 
@@ -285,43 +266,47 @@ export interface MatmulSpec {
   dims: GemmDims;
   /** Output batch dims (flattened into dims.batch). */
   batchShape: readonly number[];
-  /** Bias element strides along (batch item, row, col); 0 where broadcast. */
+  /** Bias element strides along (flat batch item, row, col); 0 where broadcast. */
   biasStrides?: [number, number, number];
+  /** Bias element strides along each output batch dim (added to the flat one): a bias with batch dims of its own. */
+  biasBatchStrides?: readonly number[];
   epilogue?: Epilogue;
-  /** Forces a variant (benchmarks, tests); by default chooseGemmVariant decides. */
+  /** Forces a variant (benchmarks, tests, measurement); by default the measured winner of the shape's
+   *  class on this adapter (gemm-tuning.ts), else chooseGemmVariant, decides. */
   variant?: GemmVariant;
 }
 
 /** A batched, broadcast MatMul/Gemm C = A·B, C row-major [batch..., M, N]. */
-export function matmulProgram(gpu: Pick<GpuContext, 'software'>, s: MatmulSpec, outShape: readonly number[]): Program {
+export function matmulProgram(gpu: Pick<GpuContext, 'software' | 'adapterName'>, s: MatmulSpec, outShape: readonly number[]): Program {
   const { m, n, k } = s.dims;
   const rowsAlongK = n === 1 ? s.a.strides[1] === 1 : s.b.strides[0] === 1;
-  const variant = s.variant ?? chooseGemmVariant(gpu, m, n, k, rowsAlongK);
+  const variant = s.variant ?? gemmVariantFor(gpu, { m, n, k, rowsAlongK });
   return { ...gemmProgram(variant, s.a.x.dtype, s.dims, matmulOperands(s), outShape, s.epilogue), name: `matmul_${variant}` };
 }
 
 function matmulOperands(s: MatmulSpec): GemmOperands {
-  const { m, n, k } = s.dims, da = s.a.x.dtype, db = s.b.x.dtype, rank = s.batchShape.length;
+  const { n } = s.dims, da = s.a.x.dtype, db = s.b.x.dtype, rank = s.batchShape.length;
   // vec4 reads need the row contiguous and every vector start aligned to 4 elements.
-  const vecB = s.b.strides[1] === 1 && s.b.strides[0] === n && n % 4 === 0;
+  const vecB = s.b.strides[1] === 1 && s.b.strides[0] === n && n % 4 === 0 && s.b.batchStrides.every((v) => v % 4 === 0);
   const loadScalarB = (idx: string) => load(db, vecB ? `b[(${idx}) / 4u][(${idx}) % 4u]` : `b[${idx}]`);
   const code = `${offsetFn('aBatch', rank, 'bshape', 'a_bstr')}
 ${offsetFn('bBatch', rank, 'bshape', 'b_bstr')}
-fn baseA(b: u32) -> u32 { return aBatch(b) * u_a_size(); }
-fn baseB(b: u32) -> u32 { return bBatch(b) * u_b_size(); }
+${offsetFn('cBatch', rank, 'bshape', 'c_bstr')}
+fn baseA(b: u32) -> u32 { return aBatch(b); }
+fn baseB(b: u32) -> u32 { return bBatch(b); }
 fn loadA(base: u32, row: u32, k: u32) -> ${computeType(da)} { return ${load(da, 'a[base + row * u_a_str(0u) + k * u_a_str(1u)]')}; }
 alias BCol = u32;
 fn colOf(col: u32) -> u32 { return col; }
 fn loadB(base: u32, k: u32, col: u32) -> ${computeType(db)} { return ${loadScalarB('base + k * u_b_str(0u) + col * u_b_str(1u)')}; }
 ${vecB ? `fn loadB4(base: u32, k: u32, col: u32) -> vec4<${computeType(db)}> { return ${load4(db, 'b[(base + k * u_b_str(0u) + col) / 4u]')}; }` : ''}
 fn outIndex(b: u32, row: u32, col: u32) -> u32 { return (b * u_M() + row) * u_N() + col; }
-fn biasIndex(b: u32, row: u32, col: u32) -> u32 { return b * u_c_str(0u) + row * u_c_str(1u) + col * u_c_str(2u); }`;
+fn biasIndex(b: u32, row: u32, col: u32) -> u32 { return b * u_c_str(0u) + cBatch(b) + row * u_c_str(1u) + col * u_c_str(2u); }`;
   return {
     key: `mm${rank}`, inputs: [s.a.x, s.b.x], names: ['a', 'b'], code, vecB, vec4Bindings: vecB ? ['b'] : [],
     uniforms: [
       u32s('bshape', s.batchShape), u32s('a_bstr', s.a.batchStrides), u32s('b_bstr', s.b.batchStrides),
-      u32s('a_size', m * k), u32s('b_size', k * n), u32s('a_str', s.a.strides), u32s('b_str', s.b.strides),
-      u32s('c_str', s.biasStrides ?? [0, 0, 0]),
+      u32s('a_str', s.a.strides), u32s('b_str', s.b.strides),
+      u32s('c_str', s.biasStrides ?? [0, 0, 0]), u32s('c_bstr', s.biasBatchStrides ?? s.batchShape.map(() => 0)),
     ],
   };
 }

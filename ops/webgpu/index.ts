@@ -21,3 +21,5 @@ import './loss.js';
 import './generators.js';
 import './reverse.js';
 import './quantize.js';
+import './fused.js';
+import './attention-fusion.js';

@@ -1,15 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { float, GraphBuilder } from '../../loaders/builder.js';
-import { loadModel } from '../../loaders/onnx.js';
-import { compile } from '../../engine/plan.js';
-import { execute } from '../../engine/execute.js';
-import { executeGpu } from '../../engine/execute-gpu.js';
-import { inferTypes } from '../../engine/infer.js';
 import { NdArray } from '../../engine/tensor.js';
-import { compareValues } from '../../conformance/compare.js';
 import { acquireGpu, releaseGpu, type GpuContext } from '../../kernels/webgpu/device.js';
-import { GpuArray, GpuRunner } from '../../kernels/webgpu/runner.js';
-import { fuseAttention, graphInfo } from '../../ops/webgpu/attention.js';
 import '../../ops/webgpu/index.js';
 import { randomF32, rng } from '../helpers/oracle.js';
 import { describeGpu, expectGpuMatchesCpu } from '../helpers/gpu.js';
@@ -85,50 +77,4 @@ describeGpu('WebGPU Attention matches the CPU backend', () => {
       await expectGpuMatchesCpu(g.model({ opset: 23 }), feeds);
     }
   });
-  it('fuseAttention replaces MatMul-Transpose-Div-Add-Softmax-MatMul by one Attention step that runs on the GPU', async () => {
-    // K and V with one head: MatMul broadcasts it over Q's heads, Attention reads it as multi-query.
-    const r = rng(44), B = 2, H = 4, S = 5, T = 6, D = 8, g = new GraphBuilder();
-    const q = g.input('q', 'float32', [B, H, S, D]), k = g.input('k', 'float32', [B, 1, T, D]), v = g.input('v', 'float32', [B, 1, T, D]);
-    const kt = g.node('Transpose', [k], { perm: [0, 1, 3, 2] })[0];
-    const s = g.node('Div', [g.node('MatMul', [q, kt])[0], g.init('c', 'float32', [], [Math.sqrt(D)])])[0];
-    const masked = g.node('Add', [g.input('mask', 'float32', [S, T]), s])[0];
-    g.output(g.node('MatMul', [g.node('Softmax', [masked], { axis: -1 })[0], v])[0], null);
-    const { plan, fused } = fusedPlan(g, 17);
-    expect(fused.steps.map((st) => st.node.opType)).toEqual(['Attention']);
-    const feeds = new Map(Object.entries({ q: randomF32([B, H, S, D], r), k: randomF32([B, 1, T, D], r), v: randomF32([B, 1, T, D], r), mask: randomF32([S, T], r, -3, 0) }));
-    const [want] = execute(plan, feeds);
-    const ctx = await acquireGpu(), gpu = new GpuRunner(ctx);
-    try {
-      const st = { gpu, constants: new WeakMap(), placements: new Map() };
-      const [got] = await executeGpu(fused, new Map(feeds), st);
-      expect([...st.placements.values()].map((p) => p.device)).toEqual(['gpu']);
-      expect(compareValues(want as NdArray, await gpu.download(got as GpuArray), { rtol: 1e-3, atol: 1e-5 })).toBeUndefined();
-    } finally { gpu.destroy(); releaseGpu(ctx); }
-  });
-  it('fuseAttention: 3-D heads, Mul scaling, a computed mask on either side; shared intermediates stay unfused', () => {
-    const r = rng(45), N = 3, S = 4, T = 5, D = 6;
-    const build = (shareScores: boolean) => {
-      const g = new GraphBuilder();
-      const q = g.input('q', 'float32', [N, S, D]), k = g.input('k', 'float32', [N, T, D]), v = g.input('v', 'float32', [N, T, D]);
-      const raw = g.node('MatMul', [q, g.node('Transpose', [k], { perm: [0, 2, 1] })[0]])[0];
-      const scaled = g.node('Mul', [g.init('c', 'float32', [1], [0.4]), raw])[0];
-      const mask = g.node('Mul', [g.input('m', 'float32', [S, T]), g.init('big', 'float32', [], [-30])])[0];
-      g.output(g.node('MatMul', [g.node('Softmax', [g.node('Add', [mask, scaled])[0]], { axis: 2 })[0], v])[0], null);
-      if (shareScores) g.output(raw, null);
-      return fusedPlan(g, 13);
-    };
-    const { plan, fused } = build(false);
-    expect(fused.steps.map((st) => st.node.opType)).toEqual(['Mul', 'Attention']);
-    const feeds = new Map(Object.entries({ q: randomF32([N, S, D], r), k: randomF32([N, T, D], r), v: randomF32([N, T, D], r), m: randomF32([S, T], r, 0, 1) }));
-    expect(compareValues(execute(plan, feeds)[0], execute(fused, feeds)[0], { rtol: 1e-5, atol: 1e-6 })).toBeUndefined();
-    expect(build(true).fused.steps.some((st) => st.node.opType === 'Attention')).toBe(false);
-  });
 });
-
-/** The model's plan and the plan with fuseAttention applied, shapes from type inference. */
-function fusedPlan(g: GraphBuilder, opset: number) {
-  const model = loadModel(g.model({ opset }));
-  const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions });
-  const info = graphInfo(plan.graph, plan.steps, inferTypes(model, plan));
-  return { plan, fused: { ...plan, steps: fuseAttention(plan.steps, new Set(plan.outputs), info) } };
-}

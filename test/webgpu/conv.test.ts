@@ -4,7 +4,8 @@ import { NdArray } from '../../engine/tensor.js';
 import { conv, type Geom3 } from '../../kernels/cpu/conv.js';
 import { acquireGpu, releaseGpu, type GpuContext } from '../../kernels/webgpu/device.js';
 import { convProgram, depthwiseProgram, type ConvShape } from '../../kernels/webgpu/conv.js';
-import type { Activation, GemmVariant } from '../../kernels/webgpu/matmul.js';
+import type { Activation } from '../../kernels/webgpu/activation.js';
+import type { GemmVariant } from '../../kernels/webgpu/matmul.js';
 import { GpuRunner, type Program } from '../../kernels/webgpu/runner.js';
 import { randomF32, rng } from '../helpers/oracle.js';
 import { describeGpu, expectGpuMatchesCpu } from '../helpers/gpu.js';
@@ -99,7 +100,7 @@ describeGpu('WebGPU Conv and ConvTranspose', () => {
     const x = randomF32([s.n, s.c, ...s.g.inS], r), w = randomF32([s.m, s.c / s.group, ...s.g.k], r), b = randomF32([s.m], r);
     const plane = spatial.reduce((p, v) => p * v, 1), y = new Float32Array(s.n * s.m * plane).map((_, i) => b.data[Math.floor(i / plane) % s.m]);
     conv(x.data, w.data, y, s.n, s.c, s.m, s.group, s.g);
-    const fn = act?.kind === 'relu' ? (v: number) => Math.max(v, 0) : act?.kind === 'hardswish' ? (v: number) => v * Math.min(Math.max(v / 6 + 0.5, 0), 1) : (v: number) => v;
+    const fn = act?.kind === 'Relu' ? (v: number) => Math.max(v, 0) : act?.kind === 'HardSwish' ? (v: number) => v * Math.min(Math.max(v / 6 + 0.5, 0), 1) : (v: number) => v;
     const [gx, gw, gb] = [x, w, b].map((a) => gpu.upload(a));
     const got = await runOnGpu(build(gx, gw, gb));
     [gx, gw, gb].forEach((a) => gpu.release(a));
@@ -114,7 +115,7 @@ describeGpu('WebGPU Conv and ConvTranspose', () => {
 
   it('builder: implicit GEMM on each variant with a fused bias and activation; depthwise fused too', async () => {
     const r = rng(34);
-    const cases: [GemmVariant, Activation | undefined][] = [['reg', { kind: 'relu' }], ['shared', undefined]];
+    const cases: [GemmVariant, Activation | undefined][] = [['reg', { kind: 'Relu' }], ['shared', undefined]];
     for (const [variant, act] of cases) {
       const { g, out } = geom([1, 7, 9], [1, 3, 2], [1, 2, 1], [1, 1, 2], [0, 1, 1]);
       const s = { n: 2, c: 4, m: 6, group: 2, g };
@@ -122,6 +123,6 @@ describeGpu('WebGPU Conv and ConvTranspose', () => {
     }
     const { g, out } = geom([1, 6, 5], [1, 3, 3], [1, 1, 2], [1, 1, 1], [0, 1, 1]);
     const s = { n: 1, c: 3, m: 6, group: 3, g };
-    await check(s, out.slice(1), { kind: 'hardswish' }, (x, w, b) => depthwiseProgram(x, w, s, out.slice(1), { bias: b, activation: { kind: 'hardswish' } }), r);
+    await check(s, out.slice(1), { kind: 'HardSwish' }, (x, w, b) => depthwiseProgram(x, w, s, out.slice(1), { bias: b, activation: { kind: 'HardSwish' } }), r);
   });
 });

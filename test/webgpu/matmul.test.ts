@@ -3,7 +3,8 @@ import { GraphBuilder, float } from '../../loaders/builder.js';
 import { NdArray } from '../../engine/tensor.js';
 import { erf } from '../../kernels/cpu/math.js';
 import { acquireGpu, releaseGpu, type GpuContext } from '../../kernels/webgpu/device.js';
-import { chooseGemmVariant, matmulProgram, type Activation, type GemmVariant, type MatmulSpec } from '../../kernels/webgpu/matmul.js';
+import { ACTIVATION_DEFAULTS, type Activation } from '../../kernels/webgpu/activation.js';
+import { chooseGemmVariant, matmulProgram, type GemmVariant, type MatmulSpec } from '../../kernels/webgpu/matmul.js';
 import { GpuRunner } from '../../kernels/webgpu/runner.js';
 import { randomF32, rng } from '../helpers/oracle.js';
 import { describeGpu, expectGpuMatchesCpu } from '../helpers/gpu.js';
@@ -29,17 +30,23 @@ function batches(r: R): [number[], number[]] {
 
 // ---- float64 reference for the program builder ---------------------------------------------------
 
-const ACT: { [K in Activation['kind']]: (v: number, a: Extract<Activation, { kind: K }>) => number } = {
-  relu: (v) => Math.max(v, 0),
-  sigmoid: (v) => 1 / (1 + Math.exp(-v)),
-  hardswish: (v) => v * Math.min(Math.max(v / 6 + 0.5, 0), 1),
-  clip: (v, a) => Math.min(Math.max(v, a.min), a.max),
-  gelu: (v, a) => (a.approximate === 'tanh'
-    ? 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))) : 0.5 * v * (1 + erf(v / Math.SQRT2))),
-};
-const activate = (v: number, a?: Activation) => (a ? (ACT[a.kind] as (v: number, a: Activation) => number)(v, a) : v);
-const ACTIVATIONS: Activation[] = [
-  { kind: 'relu' }, { kind: 'sigmoid' }, { kind: 'hardswish' }, { kind: 'clip', min: -0.5, max: 0.75 }, { kind: 'gelu' }, { kind: 'gelu', approximate: 'tanh' },
+/** The activations in float64, with their ONNX defaults: the reference for the WGSL epilogues. */
+function activationRef(act: Activation): (v: number) => number {
+  const [a, b] = ACTIVATION_DEFAULTS[act.kind].map((d, i) => act.params?.[i] ?? d);
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const table: Record<Activation['kind'], (v: number) => number> = {
+    Relu: (v) => Math.max(v, 0), LeakyRelu: (v) => (v < 0 ? a * v : v), Clip: (v) => Math.min(Math.max(v, a), b), Sigmoid: sig, Tanh: Math.tanh,
+    HardSigmoid: (v) => Math.max(0, Math.min(1, a * v + b)), HardSwish: (v) => v * Math.max(0, Math.min(1, v / 6 + 0.5)),
+    Elu: (v) => (v < 0 ? a * Math.expm1(v) : v), Gelu: (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
+    GeluTanh: (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))), Silu: (v) => v * sig(v),
+  };
+  return table[act.kind];
+}
+const activate = (v: number, a?: Activation) => (a ? activationRef(a)(v) : v);
+/** Every activation once, with non-default parameters where it has any. */
+const EVERY_ACTIVATION: Activation[] = [
+  { kind: 'Relu' }, { kind: 'LeakyRelu', params: [0.3] }, { kind: 'Clip', params: [-0.5, 0.75] }, { kind: 'Sigmoid' }, { kind: 'Tanh' },
+  { kind: 'HardSigmoid', params: [0.3, 0.4] }, { kind: 'HardSwish' }, { kind: 'Elu', params: [0.7] }, { kind: 'Gelu' }, { kind: 'GeluTanh' }, { kind: 'Silu' },
 ];
 
 interface Case { batch: number[]; aB: number[]; bB: number[]; m: number; n: number; k: number; transA: boolean; transB: boolean }
@@ -90,8 +97,8 @@ describeGpu('WebGPU MatMul and Gemm', () => {
     const a = randomF32([count(c.aB) * c.m * c.k], r), b = randomF32([count(c.bB) * c.k * c.n], r), bias = randomF32([c.n], r);
     const [ga, gb, gbias] = [a, b, bias].map((x) => gpu.upload(x)), alpha = r.pick([1, 0.5]), beta = r.pick([1, -1.5]);
     const s: MatmulSpec = {
-      a: { x: ga, strides: c.transA ? [1, c.m] : [c.k, 1], batchStrides: stridesOf(c.aB, c.batch) },
-      b: { x: gb, strides: c.transB ? [1, c.k] : [c.n, 1], batchStrides: stridesOf(c.bB, c.batch) },
+      a: { x: ga, strides: c.transA ? [1, c.m] : [c.k, 1], batchStrides: stridesOf(c.aB, c.batch).map((v) => v * c.m * c.k) },
+      b: { x: gb, strides: c.transB ? [1, c.k] : [c.n, 1], batchStrides: stridesOf(c.bB, c.batch).map((v) => v * c.k * c.n) },
       dims: { batch: count(c.batch), m: c.m, n: c.n, k: c.k }, batchShape: c.batch, biasStrides: [0, 0, 1],
       epilogue: { alpha, beta, bias: gbias, activation: act }, variant,
     };
@@ -143,7 +150,7 @@ describeGpu('WebGPU MatMul and Gemm', () => {
   it('builder: reg and shared over ragged, aligned and tile-crossing shapes with bias', async () => {
     const r = rng(21);
     // The barrier kernel is llvmpipe's slowest to compile (~5-10 s): one case.
-    for (const [variant, act] of [['reg', undefined], ['reg', { kind: 'relu' }], ['shared', undefined]] as const) {
+    for (const [variant, act] of [['reg', undefined], ['reg', { kind: 'Relu' }], ['shared', undefined]] as const) {
       await check(randomCase(r, r.pick([1, 5, 32, 67]), r.pick([2, 8, 33, 68])), variant, r, act);
     }
   });
@@ -151,7 +158,7 @@ describeGpu('WebGPU MatMul and Gemm', () => {
   // The activation WGSL is the same in every variant: gemv, the quickest to compile, checks each once.
   it('builder: gemv for row and column vectors, with every activation', async () => {
     const r = rng(22);
-    for (const [t, act] of [undefined, ...ACTIVATIONS].entries()) {
+    for (const [t, act] of [undefined, ...EVERY_ACTIVATION].entries()) {
       const rows = t % 2 === 0, len = r.pick([3, 64, 130]);
       await check(randomCase(r, rows ? len : 1, rows ? 1 : len), 'gemv', r, act);
     }
