@@ -115,14 +115,10 @@ export const geom3 = (inS: number[], win: Window): Geom3 => ({
   inS: to3(inS, 1), out: to3(win.out, 1), k: to3(win.kernel, 1), s: to3(win.strides, 1), d: to3(win.dilations, 1), p: to3(win.padBegin, 0),
 });
 
-/** Output tensor pre-filled with the per-channel bias B (length m) when given. */
-function withBias(dtype: NdArray['dtype'], shape: number[], b: NdArray | undefined, ctx: Ctx): NdArray {
-  const y = NdArray.zeros(dtype, shape), [n, m] = shape, plane = y.size / Math.max(1, n * m);
-  if (!b) return y;
-  if (b.size !== m) fail(ctx, `input 2 (B) should have ${m} elements (one per output channel), got shape [${b.shape}]`);
-  const yd = y.data as Float32Array, bd = b.data as Float32Array;
-  for (let i = 0; i < n * m; i++) yd.fill(bd[i % m], i * plane, (i + 1) * plane);
-  return y;
+/** The per-channel bias B's values (the kernels add them to the output), checked to hold one per output channel. */
+function biasOf(b: NdArray | undefined, m: number, ctx: Ctx): Float32Array | Float64Array | undefined {
+  if (b && b.size !== m) fail(ctx, `input 2 (B) should have ${m} elements (one per output channel), got shape [${b.shape}]`);
+  return b?.data as Float32Array | Float64Array | undefined;
 }
 
 /** float16, bfloat16, float32 or float64: the float types these ops compute (float8/float4 are storage-only). */
@@ -158,8 +154,8 @@ register({
     checkFloat(x, 'input 0 (X)', ctx);
     if (w.dtype !== x.dtype) fail(ctx, `input 1 (W) should have dtype ${x.dtype} like X, got ${w.dtype}`);
     const { n, c, m, shape, geom } = convSetup(x, w, at, ctx);
-    const y = withBias(x.dtype, shape, optTensor(ins, 2, ctx), ctx);
-    conv(x.data as Float32Array, w.data as Float32Array, y.data as Float32Array, n, c, m, at.group, geom);
+    const y = NdArray.zeros(x.dtype, shape);
+    conv(x.data as Float32Array, w.data as Float32Array, y.data as Float32Array, n, c, m, at.group, geom, biasOf(optTensor(ins, 2, ctx), m, ctx));
     return [y];
   },
 });
@@ -237,8 +233,8 @@ register({
     if (w.shape[0] !== c) fail(ctx, `input 1 (W) should have ${c} input channels (dim 0) like X, got shape [${w.shape}]`);
     if (c % at.group !== 0) fail(ctx, `input 0 (X) has ${c} channels, not divisible by group ${at.group}`);
     const win = transposeWindow(at, inS, kernelOf(at, w, inS.length, ctx), ctx);
-    const y = withBias(x.dtype, [n, m, ...win.out], optTensor(ins, 2, ctx), ctx);
-    convTranspose(x.data as Float32Array, w.data as Float32Array, y.data as Float32Array, n, c, m, at.group, geom3(inS, win));
+    const y = NdArray.zeros(x.dtype, [n, m, ...win.out]);
+    convTranspose(x.data as Float32Array, w.data as Float32Array, y.data as Float32Array, n, c, m, at.group, geom3(inS, win), biasOf(optTensor(ins, 2, ctx), m, ctx));
     return [y];
   },
 });

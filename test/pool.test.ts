@@ -1,7 +1,11 @@
 // Pooling ops against onnxruntime-node over random geometry: strides, pads, dilations, auto_pad, ceil_mode.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { DType } from '../engine/dtype.js';
 import { NdArray } from '../engine/tensor.js';
+import type { Geom3 } from '../kernels/cpu/conv.js';
+import { pool } from '../kernels/cpu/pool.js';
+import { poolWasm } from '../kernels/wasm/pool.js';
+import { hasSimd, setWasmKernels, wasmKernels } from '../kernels/wasm/simd.js';
 import { GraphBuilder, type AttrInput } from '../loaders/builder.js';
 import { InferenceSession, Tensor } from '../index.js';
 import { expectMatchesOrt, randomF32, rng } from './helpers/oracle.js';
@@ -35,6 +39,10 @@ function window(r: R, x: NdArray, dilate: boolean) {
 
 const input = (r: R, rank: number) => randomF32([r.int(1, 2), r.int(1, 3), ...Array.from({ length: rank }, () => r.int(3, rank === 3 ? 6 : 10))], r);
 
+// The setting this run started with (LASTMILE_NO_WASM=1 turns it off); tests that flip it restore it.
+const initialWasm = wasmKernels();
+afterEach(() => { setWasmKernels(initialWasm); });
+
 describe('MaxPool', () => {
   it.each([1, 2, 3])('random %i-D cases with Indices', async (rank) => {
     const r = rng(rank);
@@ -42,6 +50,19 @@ describe('MaxPool', () => {
       const x = input(r, rank), attrs = window(r, x, true);
       if (r.next() < 0.3) attrs.storage_order = 1;
       const { bytes, feeds } = oneNode('MaxPool', [['X', x]], attrs, ['float32', 'int64']);
+      await expectMatchesOrt(bytes, feeds);
+    }
+  });
+
+  // Without the Indices output, float32 1-D/2-D MaxPool runs in WebAssembly (with wasm on).
+  it.each([[1, true], [2, true], [3, true], [1, false], [2, false]])('random %i-D cases without Indices (wasm %s)', async (rank, wasm) => {
+    setWasmKernels(wasm);
+    const r = rng(50 + rank);
+    for (let t = 0; t < 12; t++) {
+      const x = input(r, rank), attrs = window(r, x, true), k = attrs.kernel_shape as number[], s = attrs.strides as number[] | undefined;
+      // onnxruntime's MaxPool without Indices rejects SAME padding that comes out negative (stride > kernel).
+      if (String(attrs.auto_pad).startsWith('SAME') && s?.some((v, i) => v > k[i])) delete attrs.auto_pad;
+      const { bytes, feeds } = oneNode('MaxPool', [['X', x]], attrs, ['float32']);
       await expectMatchesOrt(bytes, feeds);
     }
   });
@@ -61,7 +82,8 @@ describe('MaxPool', () => {
 });
 
 describe('AveragePool', () => {
-  it.each([1, 2, 3])('random %i-D cases, count_include_pad both ways', async (rank) => {
+  it.each([[1, true], [2, true], [3, true], [1, false], [2, false]])('random %i-D cases, count_include_pad both ways (wasm %s)', async (rank, wasm) => {
+    setWasmKernels(wasm);
     const r = rng(10 + rank);
     for (let t = 0; t < 16; t++) {
       const x = input(r, rank), attrs = window(r, x, true);
@@ -112,5 +134,46 @@ describe('MaxUnpool', () => {
     await expectMatchesOrt(oneNode('MaxUnpool', Object.entries(feeds), { kernel_shape: [2, 2], strides: [2, 2] }, ['float32'], 11).bytes, feeds);
     const shaped = { ...feeds, S: new NdArray('int64', [4], BigInt64Array.from([1n, 2n, 6n, 6n])) };
     await expectMatchesOrt(oneNode('MaxUnpool', Object.entries(shaped), { kernel_shape: [2, 2], strides: [2, 2] }, ['float32'], 11).bytes, shaped);
+  });
+});
+
+describe('WebAssembly pooling against the TypeScript kernel', () => {
+  /** One dim: size from `sizes`, kernel 1-5, stride 1-3, dilation 1-2, pads below the kernel, floor or ceil output count. */
+  const dim = (r: R, sizes: number[]) => {
+    const n = r.pick(sizes), k = r.pick([1, 2, 3, 5]), s = r.int(1, 3), d = r.pick([1, 1, 2]), pb = r.int(0, k - 1), pe = r.int(0, k - 1);
+    const room = n + pb + pe - (k - 1) * d - 1;
+    let out = (r.next() < 0.3 ? Math.ceil(room / s) : Math.floor(room / s)) + 1;
+    if (out > 1 && (out - 1) * s >= n + pb) out--;
+    return { n, k, s, d, pb, pe, out };
+  };
+
+  it.skipIf(!hasSimd).each(['max', 'avg', 'avg-count-pad'])('%s over random 1-D/2-D windows, odd and edge widths', (kind) => {
+    const r = rng(kind.length + 60);
+    let cases = 0;
+    while (cases < 60) {
+      const h = r.next() < 0.25 ? { n: 1, k: 1, s: 1, d: 1, pb: 0, pe: 0, out: 1 } : dim(r, [1, 3, 5, 17, r.int(6, 30)]), w = dim(r, [1, 3, 5, 17, r.int(6, 60)]);
+      if (h.out < 1 || w.out < 1) continue;
+      cases++;
+      const g: Geom3 = { inS: [1, h.n, w.n], out: [1, h.out, w.out], k: [1, h.k, w.k], s: [1, h.s, w.s], d: [1, h.d, w.d], p: [0, h.pb, w.pb] };
+      const planes = r.int(1, 7), x = randomF32([planes * h.n * w.n], r).data, padEnd = [0, h.pe, w.pe];
+      const how = kind === 'max' ? { kind: 'max' as const, colMajor: false } : { kind: 'avg' as const, countPad: kind === 'avg-count-pad', padEnd };
+      const ref = new Float32Array(planes * h.out * w.out), y = new Float32Array(ref.length);
+      setWasmKernels(false);
+      pool(x, ref, planes, g, how);
+      setWasmKernels(true);
+      expect(poolWasm(x, y, planes, g, kind === 'max' ? 'max' : 'avg', kind === 'avg-count-pad' ? padEnd : undefined)).toBe(true);
+      // A window wholly in padding has no taps: -Infinity (max) or NaN (average) in both.
+      const same = (a: number, b: number) => a === b || (Number.isNaN(a) && Number.isNaN(b)) || Math.abs(a - b) <= 1e-5;
+      for (let i = 0; i < ref.length; i++) expect(same(y[i], ref[i]), `${JSON.stringify(g)} at ${i}: ${y[i]} vs ${ref[i]}`).toBe(true);
+    }
+  });
+
+  it('leaves 3-D windows, non-float32 data and disabled wasm to TypeScript', () => {
+    const g: Geom3 = { inS: [2, 3, 3], out: [2, 3, 3], k: [2, 1, 1], s: [1, 1, 1], d: [1, 1, 1], p: [1, 0, 0] };
+    expect(poolWasm(new Float32Array(18), new Float32Array(18), 1, g, 'max')).toBe(false);
+    const g2: Geom3 = { ...g, inS: [1, 3, 3], out: [1, 3, 3], k: [1, 1, 1], p: [0, 0, 0] };
+    expect(poolWasm(new Float64Array(9) as unknown as Float32Array, new Float32Array(9), 1, g2, 'max')).toBe(false);
+    setWasmKernels(false);
+    expect(poolWasm(new Float32Array(9), new Float32Array(9), 1, g2, 'avg')).toBe(false);
   });
 });
