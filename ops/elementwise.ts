@@ -110,8 +110,6 @@ const numeric = (op: string, types: ReadonlySet<DType>, num: Row1, big: (x: bigi
   unaryOp(op, { types, row: (d) => (isBigInt(d) ? each1(big) : num), since });
 
 const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
-const hardSigmoid = (alpha: number, beta: number) => (x: number) => Math.max(0, Math.min(1, alpha * x + beta));
-const hardSwishGate = hardSigmoid(1 / 6, 0.5);
 
 register(
   hot('Exp', K.exp), hot('Log', K.log), hot('Sqrt', K.sqrt), hot('Reciprocal', K.reciprocal),
@@ -122,13 +120,13 @@ register(
   math('Sinh', Math.sinh, 9), math('Cosh', Math.cosh, 9),
   math('Asinh', Math.asinh, 9), math('Acosh', Math.acosh, 9), math('Atanh', Math.atanh, 9),
   math('Softplus', softplus), math('Softsign', (x) => x / (1 + Math.abs(x))),
-  math('Mish', (x) => x * Math.tanh(softplus(x)), 18), math('HardSwish', (x) => x * hardSwishGate(x), 14),
-  act('LeakyRelu', (a) => a.float('alpha', 0.01), (alpha) => (x) => (x < 0 ? alpha * x : x)),
+  math('Mish', (x) => x * Math.tanh(softplus(x)), 18), hot('HardSwish', K.hardSwish, 14),
+  unaryOp('LeakyRelu', { types: FLOAT, attrs: (a) => a.float('alpha', 0.01), row: (_d, alpha) => K.leakyRelu(alpha) }),
   act('Elu', (a) => a.float('alpha', 1), (alpha) => (x) => (x < 0 ? alpha * Math.expm1(x) : x)),
   act('Celu', (a) => a.float('alpha', 1), (alpha) => (x) => (x > 0 ? x : alpha * Math.expm1(x / alpha)), 12),
   act('ThresholdedRelu', (a) => a.float('alpha', 1), (alpha) => (x) => (x > alpha ? x : 0), 10),
   act('Swish', (a) => a.float('alpha', 1), (alpha) => (x) => x * K.sigmoidOf(alpha * x), 24),
-  act('HardSigmoid', (a) => hardSigmoid(a.float('alpha', 0.2), a.float('beta', 0.5)), (f) => f),
+  unaryOp('HardSigmoid', { types: FLOAT, attrs: (a) => K.hardSigmoid(a.float('alpha', 0.2), a.float('beta', 0.5)), row: (_d, row) => row }),
   act('Selu', (a, opset) => (opset < 6 // Selu-1 documents rounder defaults
     ? { alpha: a.float('alpha', 1.6732), gamma: a.float('gamma', 1.0507) }
     : { alpha: a.float('alpha', 1.67326319217681884765625), gamma: a.float('gamma', 1.05070102214813232421875) }),

@@ -15,6 +15,7 @@ import { broadcastShapes, binaryBroadcast, stridesOf } from '../kernels/cpu/broa
 import * as K from '../kernels/cpu/elementwise.js';
 import { gemm, type Mat } from '../kernels/cpu/gemm.js';
 import { roundInPlace } from '../kernels/cpu/minifloat.js';
+import { wasmRow } from '../kernels/wasm/math.js';
 import { broadcastInfer } from './infer-rules.js';
 import { fail, lookup, optTensor, register, tensorAt, type Attrs, type OpDef, type RunCtx } from './registry.js';
 import './conv.js';
@@ -23,22 +24,24 @@ import './normalization.js';
 import './elementwise.js';
 
 type Row = K.Row1;
-/** In-place rows with the element function written out: one shared `each1` call site would not inline. */
-const hardSigmoid = (alpha: number, beta: number): Row => (o, x, n) => { for (let i = 0; i < n; i++) o[i] = Math.max(0, Math.min(1, alpha * x[i] + beta)); };
-/** Activations by name; parameters in the order of the ONNX op's attributes (Clip: min, max). */
+/**
+ * Activations by name; parameters in the order of the ONNX op's attributes (Clip: min, max). The
+ * exp-based ones run in WebAssembly SIMD on Float32Array storage (wasmRow: float32, and narrow floats,
+ * whose few-ulp float32 error vanishes in their rounding), in TypeScript otherwise (float64).
+ */
 const ACTIVATIONS: Record<string, (p: number[]) => Row> = {
   Relu: () => K.relu,
-  LeakyRelu: ([alpha = 0.01]) => (o, x, n) => { for (let i = 0; i < n; i++) { const v = x[i]; o[i] = v < 0 ? alpha * v : v; } },
+  LeakyRelu: ([alpha = 0.01]) => K.leakyRelu(alpha),
   Clip: ([lo = -Infinity, hi = Infinity]) => K.clamp(lo, hi),
-  Sigmoid: () => K.sigmoid,
-  Tanh: () => K.tanh,
-  HardSigmoid: ([alpha = 0.2, beta = 0.5]) => hardSigmoid(alpha, beta),
-  HardSwish: () => (o, x, n) => { for (let i = 0; i < n; i++) { const v = x[i]; o[i] = v * Math.max(0, Math.min(1, (1 / 6) * v + 0.5)); } },
+  Sigmoid: () => wasmRow('sigmoid', K.sigmoid),
+  Tanh: () => wasmRow('tanh', K.tanh),
+  HardSigmoid: ([alpha = 0.2, beta = 0.5]) => K.hardSigmoid(alpha, beta),
+  HardSwish: () => K.hardSwish,
   Elu: ([alpha = 1]) => (o, x, n) => { for (let i = 0; i < n; i++) { const v = x[i]; o[i] = v < 0 ? alpha * Math.expm1(v) : v; } },
-  Gelu: () => K.gelu,
-  GeluTanh: () => K.geluTanh,
+  Gelu: () => wasmRow('gelu', K.gelu),
+  GeluTanh: () => wasmRow('geluTanh', K.geluTanh),
   /** x * sigmoid(x), the Sigmoid + Mul pair exporters write for SiLU / Swish. */
-  Silu: () => (o, x, n) => { for (let i = 0; i < n; i++) { const v = x[i]; o[i] = v * K.sigmoidOf(v); } },
+  Silu: () => wasmRow('silu', (o, x, n) => { for (let i = 0; i < n; i++) { const v = x[i]; o[i] = v * K.sigmoidOf(v); } }),
 };
 
 function readActivation(a: Attrs): Row | undefined {
@@ -175,4 +178,4 @@ function adopt(op: string, opset: number): OpDef {
   };
 }
 
-register(adopt('LayerNormalization', 17), adopt('Gelu', 20));
+register(adopt('LayerNormalization', 17), adopt('Gelu', 20), adopt('HardSwish', 14));

@@ -6,7 +6,8 @@ import { isBigInt, isFloat, isInteger, lanes, type DType } from '../engine/dtype
 import type { Node, TypeInfo } from '../engine/graph.js';
 import { NdArray } from '../engine/tensor.js';
 import {
-  axisTaps, cubicWeight, gatherAxis, isIdentity, linearWeight, resampleAxis, type AxisSpec, type CoordMode, type Filter, type Taps,
+  axisTaps, cubicWeight, gatherAxis, identityTaps, isIdentity, linearWeight, nearestPlanes, resampleAxis, weightedPlanes,
+  type AxisSpec, type CoordMode, type Filter, type Taps,
 } from '../kernels/cpu/resize.js';
 import { dtypeOf, shapeOf, tensorType } from './infer-rules.js';
 import { extreme, normAxis } from './reduce.js';
@@ -128,6 +129,8 @@ function runResize(ins: Parameters<OpDef['run']>[0], a: ResizeAttrs, ctx: Ctx): 
     const t = axisTaps(s, filterFor(a, s), a.antialias, a.exclude);
     if (!isIdentity(t, s.inLen)) passes.push([d, t]);
   });
+  const planar = planarResize(x, specs, passes, nearest);
+  if (planar) return [planar];
   // Shrinking axes first: later passes then work on less data.
   passes.sort(([d], [e]) => specs[d].outLen / (specs[d].inLen || 1) - specs[e].outLen / (specs[e].inLen || 1));
   let data: any = nearest ? x.data : Float64Array.from(x.data as ArrayLike<number | bigint>, Number);
@@ -143,6 +146,22 @@ function runResize(ins: Parameters<OpDef['run']>[0], a: ResizeAttrs, ctx: Ctx): 
     } else data = resampleAxis(data, outer, n, inner, t, a.fill);
   }
   return [nearest ? new NdArray(x.dtype, shape, data) : storeAs(x.dtype, data, shape)];
+}
+
+/**
+ * The resize in one sweep over the planes of the two innermost axes, when only those are resized and
+ * nothing is extrapolated: any storage for nearest, float32 storage (narrow floats included) otherwise.
+ */
+function planarResize(x: NdArray, specs: AxisSpec[], passes: [number, Taps][], nearest: boolean): NdArray | undefined {
+  const rank = x.shape.length;
+  if (rank < 2 || lanes(x.dtype) !== 1 || !passes.length || passes.some(([d, t]) => d < rank - 2 || t.outside.some((o) => o))) return undefined;
+  if (!nearest && !(isFloat(x.dtype) && x.data instanceof Float32Array)) return undefined;
+  const [h, w] = x.shape.slice(-2), outer = x.shape.slice(0, -2).reduce((p, v) => p * v, 1);
+  const ty = passes.find(([d]) => d === rank - 2)?.[1] ?? identityTaps(h), tx = passes.find(([d]) => d === rank - 1)?.[1] ?? identityTaps(w);
+  const out = NdArray.zeros(x.dtype, [...x.shape.slice(0, -2), specs[rank - 2].outLen, specs[rank - 1].outLen]);
+  if (nearest) nearestPlanes(x.data, outer, h, w, ty.idx, tx.idx, out.data);
+  else weightedPlanes(x.data as Float32Array, outer, h, w, ty, tx, out.data as Float32Array);
+  return out;
 }
 
 /** Rank is kept; sizes are known only for axes left alone or scaled by an attribute (Upsample-7). */

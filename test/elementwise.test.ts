@@ -6,6 +6,8 @@ import { InferenceSession } from '../index.js';
 import { onnxCode, type DType } from '../engine/dtype.js';
 import type { Dim } from '../engine/graph.js';
 import { NdArray } from '../engine/tensor.js';
+import { binaryBroadcast, broadcastShapes } from '../kernels/cpu/broadcast.js';
+import * as K from '../kernels/cpu/elementwise.js';
 import { expectMatchesOrt, rng } from './helpers/oracle.js';
 
 type Rng = ReturnType<typeof rng>;
@@ -265,6 +267,99 @@ describe('Clip', () => {
   it('int64 bounds compare exactly', async () => {
     const x = new NdArray('int64', [3], BigInt64Array.from([2n ** 62n, 2n ** 62n + 1n, -(2n ** 62n)]));
     expect(list(await ours({ op: 'Clip', inputs: [x, undefined, new NdArray('int64', [], BigInt64Array.from([2n ** 62n]))], opset: 13 }))).toEqual([2n ** 62n, 2n ** 62n, -(2n ** 62n)]);
+  });
+});
+
+describe('float32 row kernels against a plain broadcast loop', () => {
+  const r = rng(61);
+  const f32 = (shape: number[]) => rand('float32', shape, r, -4, 4).data as Float32Array;
+  // The broadcast forms the driver turns into contiguous or fixed-operand rows, in both operand orders.
+  const forms: [string, number[], number[]][] = [
+    ['same shape', [2, 3, 5, 7], [2, 3, 5, 7]], ['scalar', [3, 17], []], ['1-element', [1], [4, 9]],
+    ['per channel [C,1,1]', [1, 6, 5, 3], [6, 1, 1]], ['per channel [1,C,1,1]', [2, 5, 1, 1], [2, 5, 3, 3]],
+    ['trailing [K]', [4, 3, 11], [11]], ['inner broadcast [.., 1]', [3, 7, 1], [3, 7, 5]], ['both broadcast', [3, 1, 5], [1, 4, 1]],
+    ['all ones', [1, 1], [1]], ['size 1 dims', [1, 13], [1, 1]],
+  ];
+  const ops: [string, K.Row2, (x: number, y: number) => number][] = [
+    ['add', K.add, (x, y) => x + y], ['sub', K.sub, (x, y) => x - y], ['mul', K.mul, (x, y) => x * y], ['div', K.div, (x, y) => x / y],
+  ];
+  for (const [name, row, fn] of ops) {
+    it(`${name} over ${forms.length} broadcast forms, both operand orders`, () => {
+      for (const [form, sa, sb] of forms) {
+        for (const [as, bs] of [[sa, sb], [sb, sa]]) {
+          const a = f32(as), b = f32(bs), shape = broadcastShapes(as, bs)!, n = shape.reduce((p, q) => p * q, 1);
+          const got = new Float32Array(n), want = new Float32Array(n);
+          K.broadcastRows(a, as, b, bs, shape, got, row);
+          binaryBroadcast(a, as, b, bs, shape, want, fn);
+          expect([...got], `${form}: [${as}] ${name} [${bs}]`).toEqual([...want]);
+        }
+      }
+    });
+  }
+
+  it('a row with arbitrary strides, and the same rows on other storage afterwards', () => {
+    const a = f32([40]), b = f32([40]), out = new Float32Array(9);
+    K.mul(out, 0, a, 3, 2, b, 1, 4, 9);
+    expect([...out]).toEqual([...Array(9).keys()].map((i) => Math.fround(a[3 + 2 * i] * b[1 + 4 * i])));
+    const i32 = new Int32Array([7, -9, 2 ** 31 - 1]), o32 = new Int32Array(3);
+    K.add(o32, 0, i32, 0, 1, Int32Array.of(1), 0, 0, 3);
+    expect([...o32]).toEqual([8, -8, -(2 ** 31)]); // wraps as int32 storage does
+    const big = BigInt64Array.of(2n ** 62n, -5n), ob = new BigInt64Array(2);
+    K.sub(ob, 0, big, 0, 1, BigInt64Array.of(1n), 0, 0, 2);
+    expect([...ob]).toEqual([2n ** 62n - 1n, -6n]);
+    const f64 = Float64Array.of(1 / 3), o64 = new Float64Array(1);
+    K.div(o64, 0, f64, 0, 1, Float64Array.of(3), 0, 0, 1);
+    expect(o64[0]).toBe(1 / 9);
+  });
+
+  it('clamp and relu on float32 propagate NaN, take -0 and infinities, and agree with other storage', () => {
+    const x = Float32Array.of(NaN, -Infinity, Infinity, -0, 0, -2.5, 0.25, 3, 7, -7, 1e-40);
+    const clip = new Float32Array(x.length), wide = new Float64Array(x.length);
+    K.clamp(-2, 5)(clip, x, x.length);
+    K.clamp(-2, 5)(wide, Float64Array.from(x), x.length);
+    expect([...clip]).toEqual([NaN, -2, 5, -0, 0, -2, 0.25, 3, 5, -2, 1e-40].map(Math.fround));
+    expect([...clip]).toEqual([...Float32Array.from(wide)]);
+    const inverted = new Float32Array(x.length);
+    K.clamp(1, -1)(inverted, x, x.length); // min > max: every value becomes max, as onnxruntime does
+    expect([...inverted].slice(1)).toEqual(new Array(x.length - 1).fill(-1));
+    const relu = new Float32Array(x.length);
+    K.relu(relu, x, x.length);
+    expect([...relu].map((v) => (v === 0 ? 0 : v))).toEqual([NaN, 0, Infinity, 0, 0, 0, 0.25, 3, 7, 0, Math.fround(1e-40)]);
+    const ri = new Int8Array(3);
+    K.relu(ri, Int8Array.of(-128, 5, 0), 3);
+    expect([...ri]).toEqual([0, 5, 0]);
+  });
+
+  it('branch-free relu, HardSigmoid and HardSwish rows equal the plain formulas, extremes included', () => {
+    const special = [NaN, Infinity, -Infinity, 0, -0, 3, -3, 2.9999998, -2.9999998, 1e-30, -1e-30, 1e30, -1e30, 6e6, -6e6, 5e17, 1e20, -1e20, 3.4e38, -3.4e38];
+    const x = Float32Array.from([...special, ...Array.from({ length: 4000 }, () => r.float(-10, 10)), ...Array.from({ length: 500 }, () => r.float(-3.01, -2.99))]);
+    const clamp01 = (t: number) => Math.max(0, Math.min(1, t));
+    const plain: [string, K.Row1, (v: number) => number][] = [
+      ['relu', K.relu, (v) => (v < 0 ? 0 : v)],
+      ['hardSigmoid(0.2, 0.5)', K.hardSigmoid(0.2, 0.5), (v) => clamp01(0.2 * v + 0.5)],
+      ['hardSigmoid(1/6, 0.5)', K.hardSigmoid(1 / 6, 0.5), (v) => clamp01(v / 6 + 0.5)],
+      ['hardSwish', K.hardSwish, (v) => v * clamp01((1 / 6) * v + 0.5)],
+    ];
+    for (const [name, row, f] of plain) {
+      for (const out of [new Float32Array(x.length), new Float64Array(x.length)]) {
+        row(out, out instanceof Float32Array ? x : Float64Array.from(x), x.length);
+        const want = out instanceof Float32Array ? Float32Array.from(x, f) : Float64Array.from(x, f);
+        for (let i = 0; i < x.length; i++) {
+          const [g, w] = [out[i], want[i]], at = `${name} ${out.constructor.name} at ${x[i]}`;
+          if (Number.isNaN(w) || !Number.isFinite(w) || w === 0) expect(g === 0 ? 0 : g, at).toBe(w === 0 ? 0 : w);
+          else expect(Math.abs(g - w), at).toBeLessThanOrEqual(2 ** -29 * Math.abs(w));
+        }
+      }
+    }
+  });
+
+  it('Add, Mul, Div and Clip models on large per-channel and scalar operands match onnxruntime', async () => {
+    const x = rand('float32', [1, 8, 33, 31], r, -6, 6), c = rand('float32', [1, 8, 1, 1], r, 0.5, 2), s = rand('float32', [], r, 1, 3);
+    await vsOrt({ op: 'Add', inputs: [x, c] }, { rtol: 1e-6, atol: 0 });
+    await vsOrt({ op: 'Mul', inputs: [c, x] }, { rtol: 1e-6, atol: 0 });
+    await vsOrt({ op: 'Div', inputs: [x, s] }, { rtol: 1e-6, atol: 0 });
+    await vsOrt({ op: 'Sub', inputs: [rand('float32', [31], r), x] }, { rtol: 1e-6, atol: 0 });
+    await vsOrt({ op: 'Clip', inputs: [x, rand('float32', [], r, -1, 0), rand('float32', [], r, 1, 6)], opset: 13 });
   });
 });
 

@@ -292,6 +292,126 @@ describe('pattern recognition', () => {
   });
 });
 
+describe('HardSigmoid / HardSwish recognition', () => {
+  type Form = 'x*clip/6' | 'x*clip*(1/6)' | 'x*(clip/6)' | '(clip*(1/6))*x' | '(x/6)*clip' | '(1/6*x)*clip';
+  /** x * clip(x + 3, 0, 6) / 6 as exporters write it; `swap` puts constants and x first. */
+  function hardSwish(g: GraphBuilder, x: string, form: Form, o: { opset: number; swap?: boolean; one?: boolean; hi?: number; add?: number }): string {
+    const shape = o.one ? [1] : [];
+    const c = (v: number) => g.init(`k${g.initializers.length}`, f32(shape, [v]));
+    const bin = (op: string, a: string, b: string) => g.node(op, o.swap && op !== 'Div' ? [b, a] : [a, b])[0];
+    const t = bin('Add', x, c(o.add ?? 3));
+    const clip = o.opset < 11 ? g.node('Clip', [t], { min: float(0), max: float(o.hi ?? 6) })[0] : g.node('Clip', [t, c(0), c(o.hi ?? 6)])[0];
+    switch (form) {
+      case 'x*clip/6': return g.node('Div', [bin('Mul', x, clip), c(6)])[0];
+      case 'x*clip*(1/6)': return bin('Mul', bin('Mul', clip, x), c(1 / 6));
+      case 'x*(clip/6)': return bin('Mul', x, g.node('Div', [clip, c(6)])[0]);
+      case '(clip*(1/6))*x': return bin('Mul', bin('Mul', clip, c(1 / 6)), x);
+      case '(x/6)*clip': return bin('Mul', g.node('Div', [x, c(6)])[0], clip);
+      case '(1/6*x)*clip': return bin('Mul', bin('Mul', x, c(1 / 6)), clip);
+    }
+  }
+  const forms: Form[] = ['x*clip/6', 'x*clip*(1/6)', 'x*(clip/6)', '(clip*(1/6))*x', '(x/6)*clip', '(1/6*x)*clip'];
+  const cases = forms.flatMap((f, i) => [[f, 14, i % 2 === 0, false], [f, 11, i % 2 === 1, true], [f, 10, false, i % 2 === 0]] as const);
+
+  it.each(cases)('%s at opset %i (constants first: %s, 1-element constants: %s) becomes HardSwish, fused into the Conv', async (form, opset, swap, one) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 2, 5, 5]);
+    const conv = g.node('Conv', [x, weights(g, 'w', [3, 2, 3, 3], 1), weights(g, 'b', [3], 2)], { pads: [1, 1, 1, 1] })[0];
+    g.output(hardSwish(g, conv, form, { opset, swap, one }), 'float32');
+    const bytes = g.model({ opset });
+    const m = loadModel(bytes), plan = compile(m.graph, { opsets: m.opsets, functions: m.functions }, { level: 'all' });
+    expect(plan.steps.map((s) => `${s.node.opType}:${s.node.attrs.get('activation')?.value ?? ''}`)).toEqual(['FusedConv:HardSwish']);
+    await sameAsDisabled(bytes, { x: randomF32([1, 2, 5, 5], rng(3), -4, 4) });
+  });
+
+  it.each([14, 11])('a HardSwish on a graph input stays a node of its own (opset %i)', async (opset) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [3, 7]);
+    g.output(hardSwish(g, x, 'x*clip/6', { opset }), 'float32');
+    expect(await check(g, { x: randomF32([3, 7], rng(4), -5, 5) }, {}, opset)).toEqual(['HardSwish']);
+  });
+
+  it('a HardSigmoid node with alpha 1/6 times its input becomes HardSwish', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2, 9]);
+    g.output(g.node('Mul', [g.node('HardSigmoid', [x], { alpha: float(1 / 6) })[0], x])[0], 'float32');
+    expect(await check(g, { x: randomF32([2, 9], rng(5), -5, 5) }, {}, 11)).toEqual(['HardSwish']);
+  });
+
+  const sigmoids: [string, (g: GraphBuilder, x: string, c: (v: number) => string) => string][] = [
+    ['clip(x * 0.2 + 0.5, 0, 1)', (g, x, c) => g.node('Clip', [g.node('Add', [g.node('Mul', [x, c(0.2)])[0], c(0.5)])[0], c(0), c(1)])[0]],
+    ['clip(0.5 + 0.2 * x, 0, 1)', (g, x, c) => g.node('Clip', [g.node('Add', [c(0.5), g.node('Mul', [c(0.2), x])[0]])[0], c(0), c(1)])[0]],
+    ['clip(x / 6 + 0.5, 0, 1)', (g, x, c) => g.node('Clip', [g.node('Add', [g.node('Div', [x, c(6)])[0], c(0.5)])[0], c(0), c(1)])[0]],
+    ['clip(x + 3, 0, 6) / 6', (g, x, c) => g.node('Div', [g.node('Clip', [g.node('Add', [x, c(3)])[0], c(0), c(6)])[0], c(6)])[0]],
+    ['clip(x + 1, 0, 4) * 0.25', (g, x, c) => g.node('Mul', [g.node('Clip', [g.node('Add', [x, c(1)])[0], c(0), c(4)])[0], c(0.25)])[0]],
+  ];
+  it.each(sigmoids)('%s becomes HardSigmoid', async (_name, build) => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [4, 6]), y = g.input('y', 'float32', [4, 6]);
+    const c = (v: number) => g.init(`k${g.initializers.length}`, f32([], [v]));
+    g.output(g.node('Mul', [build(g, x, c), y])[0], 'float32'); // gating another value: no HardSwish
+    expect(await check(g, { x: randomF32([4, 6], rng(6), -6, 6), y: randomF32([4, 6], rng(7)) }, {}, 13)).toEqual(['HardSigmoid', 'Mul']);
+  });
+
+  describe('near misses are left alone', () => {
+    const run = async (g: GraphBuilder, feeds: Feeds, opset = 14) => {
+      const ops = await check(g, feeds, { lacks: ['HardSwish', 'HardSigmoid'] }, opset);
+      expect(ops).toContain('Clip');
+    };
+    it('clip bounds 0..5', async () => {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'float32', [2, 8]);
+      g.output(hardSwish(g, x, 'x*clip/6', { opset: 14, hi: 5 }), 'float32');
+      await run(g, { x: randomF32([2, 8], rng(8), -6, 6) });
+    });
+    it('x + 2 instead of x + 3', async () => {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'float32', [2, 8]);
+      g.output(hardSwish(g, x, '(x/6)*clip', { opset: 14, add: 2 }), 'float32');
+      await run(g, { x: randomF32([2, 8], rng(9), -6, 6) });
+    });
+    it.each(['add', 'clip', 'product'])('the %s value read by another node', async (which) => {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'float32', [2, 8]);
+      const y = hardSwish(g, x, 'x*clip/6', { opset: 14 });
+      const node = g.nodes.find((n) => n.op_type === (which === 'add' ? 'Add' : which === 'clip' ? 'Clip' : 'Mul'));
+      g.output(y, 'float32');
+      g.output(g.node('Neg', [node.output[0]])[0], 'float32');
+      await run(g, { x: randomF32([2, 8], rng(10), -6, 6) });
+    });
+    it('non-constant clip bounds', async () => {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'float32', [2, 8]), lo = g.input('lo', 'float32', []), hi = g.input('hi', 'float32', []);
+      const clip = g.node('Clip', [g.node('Add', [x, g.init('three', f32([], [3]))])[0], lo, hi])[0];
+      g.output(g.node('Div', [g.node('Mul', [x, clip])[0], g.init('six', f32([], [6]))])[0], 'float32');
+      await run(g, { x: randomF32([2, 8], rng(11), -6, 6), lo: f32([], [0]), hi: f32([], [6]) });
+    });
+    it('a 1-element constant of higher rank than x (it adds dims)', async () => {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'float32', [2, 8]);
+      const clip = g.node('Clip', [g.node('Add', [x, g.init('three', f32([1, 1, 1], [3]))])[0], g.init('zero', f32([], [0])), g.init('sixc', f32([], [6]))])[0];
+      g.output(g.node('Div', [g.node('Mul', [x, clip])[0], g.init('six', f32([], [6]))])[0], 'float32');
+      await run(g, { x: randomF32([2, 8], rng(13), -6, 6) });
+    });
+    it('integer operands', async () => {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'int32', [5]);
+      const k = (n: string, v: number) => g.init(n, new NdArray('int32', [], Int32Array.of(v)));
+      const clip = g.node('Clip', [g.node('Add', [x, k('three', 3)])[0], k('zero', 0), k('sixc', 6)])[0];
+      g.output(g.node('Div', [g.node('Mul', [x, clip])[0], k('six', 6)])[0], 'int32');
+      await run(g, { x: new NdArray('int32', [5], Int32Array.of(-4, -1, 0, 2, 5)) });
+    });
+  });
+
+  it('matches onnxruntime on a decomposed HardSwish after a Conv (opset 11)', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 3, 6, 6]);
+    const conv = g.node('Conv', [x, weights(g, 'w', [4, 3, 3, 3], 1), weights(g, 'b', [4], 2)], { pads: [1, 1, 1, 1] })[0];
+    g.output(hardSwish(g, conv, 'x*clip/6', { opset: 11 }), 'float32');
+    await expectMatchesOrt(g.model({ opset: 11 }), { x: randomF32([1, 3, 6, 6], rng(12), -3, 3) }, { rtol: 1e-4, atol: 1e-5 });
+  });
+});
+
 describe('transpose elimination', () => {
   it.each([
     [[2, 4, 3, 5], [0, 2, 3, 1], 'B'], [[3, 2, 4], [1, 0, 2], 'A'], [[4, 3], [1, 0], 'A'], [[5, 2, 3], [2, 1, 0], 'B'],

@@ -3,6 +3,9 @@ import { GraphBuilder, f32, floats, i64 } from '../loaders/builder.js';
 import type { DType } from '../engine/dtype.js';
 import { NdArray } from '../engine/tensor.js';
 import { InferenceSession, Tensor } from '../index.js';
+import {
+  axisTaps, cubicWeight, gatherAxis, identityTaps, linearWeight, nearestPlanes, resampleAxis, weightedPlanes, type AxisSpec, type CoordMode, type Filter,
+} from '../kernels/cpu/resize.js';
 import { expectMatchesOrt, randomF32, rng } from './helpers/oracle.js';
 
 type Rng = ReturnType<typeof rng>;
@@ -128,6 +131,64 @@ describe('Resize', () => {
     await expect(ours(resizeModel(x, {}), x)).rejects.toThrow(/exactly one of 'scales' and 'sizes'/);
     const s = new NdArray('string', [2], ['a', 'b']);
     await expect(ours(resizeModel(s, { scales: [2], attrs: { mode: 'linear' } }), s)).rejects.toThrow(/linear mode needs numbers/);
+  });
+});
+
+describe('Resize plane kernels against the per-axis passes', () => {
+  const COORD_MODES: CoordMode[] = ['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'half_pixel_symmetric', 'tf_half_pixel_for_nn'];
+  const spec = (r: Rng, inLen: number): AxisSpec => {
+    const outLen = r.int(1, 3 * inLen + 2);
+    return { inLen, outLen, scale: r.next() < 0.5 ? outLen / inLen : r.pick([0.5, 1, 2, 3, 4, 8]), coord: r.pick(COORD_MODES), roi: [0, 1] };
+  };
+  const round: Filter = { round: (c) => Math.floor(c + 0.5) };
+
+  it('nearestPlanes equals two gatherAxis passes, for float32, int32 and strings', () => {
+    const r = rng(51);
+    for (let i = 0; i < 60; i++) {
+      const outer = r.int(1, 5), h = r.int(1, 9), w = r.int(1, 9), sy = spec(r, h), sx = spec(r, w);
+      const ty = axisTaps(sy, round, false, false), tx = axisTaps(sx, round, false, false);
+      const n = outer * h * w, kind = r.pick(['float32', 'int32', 'string']);
+      const src = kind === 'float32' ? randomF32([n], r).data : kind === 'int32' ? Int32Array.from({ length: n }, () => r.int(-99, 99)) : Array.from({ length: n }, (_, k) => `s${k}`);
+      const make = (len: number) => (kind === 'float32' ? new Float32Array(len) : kind === 'int32' ? new Int32Array(len) : new Array<string>(len).fill(''));
+      const mid = make(outer * sy.outLen * w), want = make(outer * sy.outLen * sx.outLen), got = make(want.length);
+      gatherAxis(src, outer, h, w, ty, 0, mid);
+      gatherAxis(mid, outer * sy.outLen, w, 1, tx, 0, want);
+      nearestPlanes(src, outer, h, w, ty.idx, tx.idx, got);
+      expect([...got], `${kind} ${outer}x${h}x${w} -> ${sy.outLen}x${sx.outLen}`).toEqual([...want]);
+    }
+  });
+
+  it('weightedPlanes equals two resampleAxis passes, linear and cubic, with an identity axis', () => {
+    const r = rng(52);
+    for (let i = 0; i < 60; i++) {
+      const outer = r.int(1, 4), h = r.int(1, 9), w = r.int(1, 9), sy = spec(r, h), sx = spec(r, w);
+      const f: Filter = r.next() < 0.5 ? { radius: 1, weight: linearWeight } : { radius: 2, weight: cubicWeight(-0.75) };
+      const exclude = r.next() < 0.3, keep = r.int(0, 2); // keep: 1 leaves rows alone, 2 leaves columns alone
+      const ty = keep === 1 ? identityTaps(h) : axisTaps(sy, f, false, exclude), tx = keep === 2 ? identityTaps(w) : axisTaps(sx, f, false, exclude);
+      const oh = ty.outside.length, ow = tx.outside.length, src = randomF32([outer * h * w], r).data;
+      const want = resampleAxis(resampleAxis(Float64Array.from(src), outer, h, w, ty, 0), outer * oh, w, 1, tx, 0);
+      const got = new Float32Array(outer * oh * ow);
+      weightedPlanes(src, outer, h, w, ty, tx, got);
+      // Taps whose weights all fall outside (exclude_outside far off the input) are NaN in both.
+      for (let k = 0; k < got.length; k++) {
+        if (Number.isNaN(want[k])) expect(got[k], `element ${k}`).toBeNaN();
+        else expect(Math.abs(got[k] - want[k]), `element ${k}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(want[k])));
+      }
+    }
+  });
+
+  it.each([
+    ['nearest asymmetric floor x2, x4, x8 (feature pyramid)', { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [2, 4, 8]],
+    ['linear half_pixel x2', { mode: 'linear' }, [2]],
+    ['linear align_corners x3', { mode: 'linear', coordinate_transformation_mode: 'align_corners' }, [3]],
+    ['cubic x2', { mode: 'cubic' }, [2]],
+    ['nearest half_pixel x0.5', { mode: 'nearest' }, [0.5]],
+  ])('%s on [1, C, H, W] matches onnxruntime', async (_name, attrs, factors) => {
+    const r = rng(53);
+    for (const f of factors) {
+      const x = randomF32([1, 5, 7, 9].map((d, i) => (i < 2 ? d : f < 1 ? 2 * d : d)), r);
+      await expectMatchesOrt(resizeModel(x, { scales: [1, 1, f, f], attrs }), { x }, { atol: 1e-4 });
+    }
   });
 });
 

@@ -47,7 +47,7 @@ function activationAfter(v: View, y: string): Activation | undefined {
   const silu = siluAfter(v, y);
   if (silu) return silu;
   const n = v.sole(y);
-  if (!n || n.inputs[0] !== y || !n.outputs[0] || !(n.domain === '' || (n.domain === INTERNAL && n.opType === 'Gelu'))) return undefined;
+  if (!n || n.inputs[0] !== y || !n.outputs[0] || !(n.domain === '' || (n.domain === INTERNAL && (n.opType === 'Gelu' || n.opType === 'HardSwish')))) return undefined;
   const done = (name: string, params: number[] = []): Activation => ({ name, params, nodes: [n], output: n.outputs[0] });
   switch (n.opType) {
     case 'Relu': case 'Sigmoid': case 'Tanh': case 'HardSwish': return done(n.opType);

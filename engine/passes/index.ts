@@ -4,9 +4,9 @@
 //   'basic'             rewrites into standard ONNX ops only: dead-code and redundant-node removal,
 //                       constant folding, shape folding, Conv + BatchNorm/affine folding, MatMul + Add
 //                       to Gemm, transposes merged or absorbed into Gemm
-//   'extended' / 'all'  also fusions into the internal ops of ops/fused.ts: LayerNorm and Gelu
-//                       recognition, transposes read by MatMul through strides, bias/residual adds and
-//                       activations done in place by the Conv/Gemm/MatMul that precedes them
+//   'extended' / 'all'  also fusions into the internal ops of ops/fused.ts: LayerNorm, Gelu, HardSigmoid
+//                       and HardSwish recognition, transposes read by MatMul through strides, bias/residual
+//                       adds and activations done in place by the Conv/Gemm/MatMul that precedes them
 // No pass changes results beyond float rounding, and none rewrites a graph output or a value a
 // subgraph reads except to keep producing it under its name.
 import type { Graph } from '../graph.js';
@@ -16,6 +16,7 @@ import { foldConvAffine } from './conv-bn.js';
 import { removeDeadCode } from './dead-code.js';
 import { fuseActivation, fuseConvResidual } from './fuse-epilogue.js';
 import { recogniseGelu } from './gelu.js';
+import { recogniseHardActivations } from './hard-activations.js';
 import { recogniseLayerNorm } from './layernorm.js';
 import { fuseMatMulAdd, matmulAddToGemm } from './matmul-add.js';
 import { removeRedundant } from './redundant.js';
@@ -27,7 +28,7 @@ export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 type Pass = (v: View) => boolean;
 
 const BASIC: Pass[] = [removeDeadCode, removeRedundant, mergeTransposes, foldConstants, foldShapes, foldConvAffine, matmulAddToGemm, absorbIntoGemm];
-const FUSIONS: Pass[] = [recogniseLayerNorm, recogniseGelu, absorbTransposes, fuseMatMulAdd, fuseConvResidual, fuseActivation];
+const FUSIONS: Pass[] = [recogniseLayerNorm, recogniseGelu, recogniseHardActivations, absorbTransposes, fuseMatMulAdd, fuseConvResidual, fuseActivation];
 /** Sweeps of a pass list at most: each folds or fuses one more link of a chain that the order missed. */
 const MAX_SWEEPS = 8;
 

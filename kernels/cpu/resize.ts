@@ -107,3 +107,77 @@ export function gatherAxis(src: Arr, outer: number, n: number, inner: number, t:
     }
   }
 }
+
+// ---- Fast paths: both innermost axes in one sweep ----
+// Most resizes (feature-pyramid upsampling, image scaling) touch only the two innermost axes of
+// [..., h, w]. Resampling them plane by plane in one sweep skips the full-size intermediate of a pass
+// per axis; the column taps are read for every output row, the row taps once per row.
+
+type Rows = Arr & { copyWithin(target: number, start: number, end: number): unknown };
+
+/** Taps that copy an axis of length n unchanged (for the axis of a plane that is not resized). */
+export function identityTaps(n: number): Taps {
+  const idx = new Int32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = i;
+  return { k: 1, idx, w: new Float64Array(n).fill(1), outside: new Uint8Array(n) };
+}
+
+/**
+ * Nearest resize of `outer` planes of h x w: out[o, y, x] = src[o, rows[y], cols[x]]. An output row
+ * whose source row is the previous one's (upscaling) is copied from it rather than gathered again.
+ */
+export function nearestPlanes(src: Arr, outer: number, h: number, w: number, rows: Int32Array, cols: Int32Array, out: Rows): void {
+  if (src instanceof Float32Array && out instanceof Float32Array) nearestF32(src, outer, h, w, rows, cols, out);
+  else nearestAny(src, outer, h, w, rows, cols, out);
+}
+
+// One loop per storage kind, so the float32 one stays monomorphic whatever else gets resized.
+function nearestF32(src: Float32Array, outer: number, h: number, w: number, rows: Int32Array, cols: Int32Array, out: Float32Array): void {
+  const oh = rows.length, ow = cols.length;
+  for (let o = 0, d = 0; o < outer; o++) {
+    for (let y = 0; y < oh; y++, d += ow) {
+      if (y > 0 && rows[y] === rows[y - 1]) { out.copyWithin(d, d - ow, d); continue; }
+      const s = (o * h + rows[y]) * w;
+      for (let x = 0; x < ow; x++) out[d + x] = src[s + cols[x]];
+    }
+  }
+}
+function nearestAny(src: Arr, outer: number, h: number, w: number, rows: Int32Array, cols: Int32Array, out: Rows): void {
+  const oh = rows.length, ow = cols.length;
+  for (let o = 0, d = 0; o < outer; o++) {
+    for (let y = 0; y < oh; y++, d += ow) {
+      if (y > 0 && rows[y] === rows[y - 1]) { out.copyWithin(d, d - ow, d); continue; }
+      const s = (o * h + rows[y]) * w;
+      for (let x = 0; x < ow; x++) out[d + x] = src[s + cols[x]];
+    }
+  }
+}
+
+/**
+ * Weighted (linear, cubic) resize of `outer` float32 planes of h x w, separable: each source row is
+ * resampled along x once into a float64 row buffer, then each output row sums its taps of those rows.
+ * Taps must have no `outside` entries (the caller keeps extrapolation on the per-axis path).
+ */
+export function weightedPlanes(src: Float32Array, outer: number, h: number, w: number, ty: Taps, tx: Taps, out: Float32Array): void {
+  const oh = ty.outside.length, ow = tx.outside.length, kx = tx.k, ky = ty.k;
+  const mid = new Float64Array(h * ow), acc = new Float64Array(ow);
+  for (let o = 0; o < outer; o++) {
+    const plane = o * h * w;
+    for (let r = 0; r < h; r++) {
+      const s = plane + r * w, m = r * ow;
+      for (let x = 0, j = 0; x < ow; x++) {
+        let sum = 0;
+        for (const e = j + kx; j < e; j++) sum += tx.w[j] * src[s + tx.idx[j]];
+        mid[m + x] = sum;
+      }
+    }
+    for (let y = 0; y < oh; y++) {
+      acc.fill(0);
+      for (let j = y * ky; j < (y + 1) * ky; j++) {
+        const wy = ty.w[j], m = ty.idx[j] * ow;
+        if (wy !== 0) for (let x = 0; x < ow; x++) acc[x] += wy * mid[m + x];
+      }
+      out.set(acc, (o * oh + y) * ow);
+    }
+  }
+}

@@ -2,7 +2,8 @@
 //   FusedConv(X, W, B?, Z?)      the Conv program with Z and the activation in its epilogue
 //   FusedGemm(A, B, C?)          the Gemm program with the activation in its epilogue
 //   FusedMatMul(A, B, bias?)     permA/permB read as strides by the MatMul program; bias and activation in its epilogue
-//   LayerNormalization, Gelu     the ONNX ops' GPU lowerings, for models whose opset predates them
+//   LayerNormalization, Gelu,    the ONNX ops' GPU lowerings, for models whose opset predates them
+//   HardSwish
 // Each activation is WGSL applied in registers before the store (kernels/webgpu/activation.ts).
 import type { DType } from '../../engine/dtype.js';
 import type { Node } from '../../engine/graph.js';
@@ -63,4 +64,4 @@ function adopt(op: string, opset: number): GpuOpDef {
   };
 }
 
-registerGpu(adopt('LayerNormalization', 17), adopt('Gelu', 20));
+registerGpu(adopt('LayerNormalization', 17), adopt('Gelu', 20), adopt('HardSwish', 14));
