@@ -41,7 +41,7 @@ type Maker = (model: Uint8Array, feeds: Feeds, o: EngineOptions) => Promise<Pick
 async function lastmile(): Promise<Maker> {
   const { InferenceSession, Tensor } = await import('../index.js');
   return async (model, feeds, o) => {
-    // Lastmile runs single-threaded; the thread count is passed on for symmetry and ignored.
+    // intraOpNumThreads as for onnxruntime: the GEMM (MatMul, Gemm, Conv) splits across that many threads.
     const s = await InferenceSession.create(model, { executionProviders: [o.backend], freeDimensionOverrides: o.dims, intraOpNumThreads: o.threads, logSeverityLevel: 3 });
     const f = wrap(feeds, Tensor as unknown as Ctor) as Record<string, InstanceType<typeof Tensor>>;
     return { run: () => s.run(f), release: () => s.release() };

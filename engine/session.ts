@@ -7,8 +7,10 @@ import { NdArray, Opt, Seq, Tensor, toNdArray, toTensor, type Value } from './te
 import { inferTypes } from './infer.js';
 import { loadModel } from '../loaders/onnx.js';
 import type { DType } from './dtype.js';
-import { WebGpuBackend } from './backends/webgpu.js';
+import { planForGpu, WebGpuBackend } from './backends/webgpu.js';
 import { GpuUnavailableError } from '../kernels/webgpu/device.js';
+import { markConstants, unmarkConstants } from '../kernels/wasm/gemm.js';
+import { defaultThreads, threadsInit, withThreads } from '../kernels/wasm/threads.js';
 import '../ops/index.js';
 
 export interface SessionOptions {
@@ -16,6 +18,7 @@ export interface SessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Fixes symbolic dims at creation, as onnxruntime's freeDimensionOverrides. */
   freeDimensionOverrides?: Record<string, number>;
+  /** Threads for CPU kernels, the caller's included, as onnxruntime: 0 or absent for the number of cores, 1 for no workers. */
   intraOpNumThreads?: number;
   /** As onnxruntime: 0 verbose .. 4 fatal; above 2 silences warnings such as WebGPU fallbacks. */
   logSeverityLevel?: number;
@@ -51,6 +54,8 @@ export class InferenceSession {
   readonly outputMetadata: ValueMetadata[];
   readonly backend: string;
   private released = false;
+  /** intraOpNumThreads resolved: what the CPU kernels may use during this session's runs. */
+  readonly intraOpNumThreads: number;
   /** Storage of the model's constants: an output holding one is copied, so callers cannot change the weights. */
   private readonly constantData: Set<unknown>;
 
@@ -65,9 +70,12 @@ export class InferenceSession {
     this.inputMetadata = inputs.map((i) => metadata(i, i.type));
     this.outputMetadata = model.graph.outputs.map((o) => metadata(o, o.type?.kind === 'tensor' && o.type.shape ? o.type : types.get(o.name) ?? o.type));
     this.backend = backend;
+    this.intraOpNumThreads = resolveThreads(options.intraOpNumThreads);
     // Initializers and Constant nodes' tensors both live as long as the session.
     const constants = [...plan.constants.values(), ...plan.steps.filter((s) => s.node.opType === 'Constant').flatMap((s) => [...s.node.attrs.values()].map((a) => a.value))];
     this.constantData = new Set(constants.map((v) => (v instanceof NdArray ? v.data : v)));
+    // Weights never change: the GEMM packs them once instead of on every product.
+    markConstants(this.constantData);
   }
 
   /** As onnxruntime-web: a path (Node only), bytes, or an ArrayBuffer with an optional byte range. */
@@ -91,6 +99,7 @@ export class InferenceSession {
 
   /** A session on an already loaded model, on the first execution provider that is available. */
   static async load(model: Model, options: SessionOptions = {}): Promise<InferenceSession> {
+    await threadsInit; // the core count, for the default intraOpNumThreads
     const names = providerNames(options.executionProviders);
     for (const [i, name] of names.entries()) {
       if (name !== 'webgpu') return new InferenceSession(model, compilePlan(model, options, 'cpu'), 'cpu', options);
@@ -135,7 +144,8 @@ export class InferenceSession {
     if (this.released) throw new LastmileError('session was released');
     if (this.gpu) throw new LastmileError('runSync is for CPU sessions; a WebGPU session runs with run()');
     const [wanted, opts] = this.fetchesAndOptions(fetches, options);
-    return this.outputs(execute(this.plan, this.bindFeeds(feeds), undefined, opts), wanted);
+    const bound = this.bindFeeds(feeds);
+    return this.outputs(withThreads(this.intraOpNumThreads, () => execute(this.plan, bound, undefined, opts)), wanted);
   }
 
   private outputs(values: Value[], wanted: readonly string[]): Record<string, OutputValue> {
@@ -166,7 +176,7 @@ export class InferenceSession {
   runValues(feeds: Map<string, Value>, hooks?: ExecHooks): Value[] {
     if (this.released) throw new LastmileError('session was released');
     if (this.gpu) throw new LastmileError('runValues is for CPU sessions; use runValuesAsync');
-    return execute(this.plan, feeds, undefined, hooks);
+    return withThreads(this.intraOpNumThreads, () => execute(this.plan, feeds, undefined, hooks));
   }
 
   /** runValues for any backend. */
@@ -178,7 +188,9 @@ export class InferenceSession {
 
   /**
    * Compiles every GPU pipeline the session needs by running it once on zeros of the declared shapes
-   * (symbolic dims from freeDimensionOverrides, else 1), so the first real run compiles nothing.
+   * (symbolic dims from freeDimensionOverrides, else 1), so the first real run compiles nothing. On the
+   * way it times the GEMM variants for the session's MatMul/Gemm shapes on this adapter and keeps the
+   * fastest per shape class for the process (a second run then compiles the winners).
    */
   async warmup(): Promise<void> {
     if (!this.gpu) return;
@@ -189,6 +201,7 @@ export class InferenceSession {
       feeds[m.name] = toTensor(NdArray.zeros(m.type, (m.shape ?? []).map((d) => (typeof d === 'number' ? d : over[d] ?? 1))));
     }
     await this.run(feeds);
+    if (await this.gpu.tuneGemms()) await this.run(feeds);
   }
 
   /** WebGPU: times every dispatch on the GPU (timestamp-query) until endProfiling; false where the adapter cannot. */
@@ -199,7 +212,11 @@ export class InferenceSession {
   /** Where each node ran on the last WebGPU run (empty on CPU sessions). */
   get placements() { return this.gpu?.lastPlacements ?? new Map(); }
 
-  async release(): Promise<void> { this.released = true; this.gpu?.destroy(); }
+  async release(): Promise<void> {
+    if (!this.released) unmarkConstants(this.constantData);
+    this.released = true;
+    this.gpu?.destroy();
+  }
 
   /** Feeds checked against the declared inputs; tensors in GPU buffers (IO binding) come back apart. */
   private bindFeeds(feeds: Record<string, FeedValue>, gpuFeeds?: Map<string, Tensor>): Map<string, Value> {
@@ -226,11 +243,19 @@ export class InferenceSession {
   }
 }
 
-/** The plan for a backend: WebGPU has kernels for standard ops only, so it gets 'basic' optimisation at most. */
+/** The plan for a backend: every level on both (the fused internal ops have GPU lowerings too); above
+ *  'basic', WebGPU also fuses attention chains into one program. */
 function compilePlan(model: Model, options: SessionOptions, backend: string): Plan {
-  const asked = options.graphOptimizationLevel ?? 'all';
-  const level = backend === 'webgpu' && asked !== 'disabled' ? 'basic' : asked;
-  return compile(model.graph, { opsets: model.opsets, functions: model.functions }, { level });
+  const level = options.graphOptimizationLevel ?? 'all';
+  const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions }, { level });
+  return backend === 'webgpu' && (level === 'all' || level === 'extended') ? planForGpu(model, plan, options.freeDimensionOverrides) : plan;
+}
+
+/** As onnxruntime: 0 (or absent) means the number of cores. */
+function resolveThreads(n: number | undefined): number {
+  if (n === undefined || n === 0) return defaultThreads();
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`intraOpNumThreads must be a non-negative integer, got ${n}`);
+  return n;
 }
 
 function providerNames(eps: SessionOptions['executionProviders']): string[] {

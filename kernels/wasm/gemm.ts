@@ -5,9 +5,17 @@
 // micro-kernel reads consecutive addresses, zero-padded to whole tiles. One kernel call sweeps an
 // MC x NC block of C with an MR x NR micro-kernel whose accumulators live in v128 locals. C is staged
 // through wasm memory with its row stride padded to NR, so every tile is full and nothing has edge cases.
+// Threads (kernels/wasm/threads.ts): the memory is shared, and the blocked loops live in wasm as
+// task(job, chunk, id), which workers run on their own instances. A job splits C into chunks of whole
+// rows or whole columns, so threads never write the same element and every element is summed in the
+// same order as on one thread: results do not depend on the thread count.
+// Constant operands (weights; the session marks them with markConstant) are packed once into panels kept
+// in the heap, so later products neither copy nor pack them.
 import type { Mat } from '../cpu/gemm.js';
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
+import { BlockHeap } from './heap.js';
 import { hasRelaxedSimd, hasSimd, wasmKernels } from './simd.js';
+import { CTRL_BYTES, Pool, threads } from './threads.js';
 
 export interface KernelShape { mr: number; nr: number; fma: boolean }
 
@@ -22,12 +30,12 @@ const KC = 256, MC = 128, NC = 2048;
 const C_STAGE = 1 << 21;
 
 /**
- * Module exporting kernel, packA and packB.
+ * Module exporting kernel, packA, packB and task (see taskFunc); its memory import is shared for threads.
  * kernel(mc, nc, kc, pa, pb, pc, ldc, alpha): C[mc x nc] += alpha * A·B, where A is mc/MR packed
  * panels at byte address pa, B is nc/NR packed panels at pb, C is at pc with a row stride of ldc bytes;
  * mc and nc are multiples of MR and NR, kc > 0.
  */
-export function kernelModule({ mr, nr, fma }: KernelShape): Uint8Array<ArrayBuffer> {
+export function kernelModule({ mr, nr, fma }: KernelShape, shared = false): Uint8Array<ArrayBuffer> {
   const nv = nr / 4;
   const [mc, nc, kc, pa, pb, pc, ldc, alpha] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [ap, bp, cj, ci, a, b, end, iEnd, jEnd, row] = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
@@ -71,7 +79,8 @@ export function kernelModule({ mr, nr, fma }: KernelShape): Uint8Array<ArrayBuff
     c.get(bp).get(kc).i32(nr * 4).mul().add().tee(bp).get(jEnd).ltU().brIf(0);
   });
   const params = [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32, T.i32, T.f32];
-  return buildModule([{ name: 'kernel', params, results: [], locals, body: c }, packFunc('packA', mr), packFunc('packB', nr)]);
+  const funcs = [{ name: 'kernel', params, results: [], locals, body: c }, packFunc('packA', mr), packFunc('packB', nr), taskFunc(mr, nr)];
+  return buildModule(funcs, shared ? { shared: true, maxPages: MAX_PAGES } : {});
 }
 
 /**
@@ -125,38 +134,185 @@ function packFunc(name: string, w: number): Func {
   return { name, params: Array(6).fill(T.i32), results: [], locals: Array(7).fill(T.i32), body: c };
 }
 
+/** Word offsets of a job's fields (byte addresses and strides in bytes; panels 0 when that operand is packed per call). */
+const J = {
+  m: 0, n: 1, k: 2, a: 3, ars: 4, acs: 5, aPanels: 6, mPad: 7, aRow0: 8, b: 9, brs: 10, bcs: 11, bPanels: 12, nPad: 13,
+  c: 14, ldc: 15, alpha: 16, scratch: 17, scratchStride: 18, byRows: 19, chunk: 20,
+} as const;
+const JOB_WORDS = 21;
+
+/**
+ * task(job, chunk, id): C += alpha * A·B over one chunk of the job (whole rows, or whole columns), packing
+ * into thread `id`'s scratch. A prepacked operand is read in place: its panels for depth block pc start at
+ * pc * mPad (A) or pc * nPad (B) floats, and rows i (columns j) of that block at i * kc (j * kc).
+ */
+function taskFunc(mr: number, nr: number): Func {
+  const [job, chunk, id] = [0, 1, 2];
+  const F = Object.keys(J).length; // fields load into locals 3 .. 3 + F - 1, in J's order (alpha is the f32 one)
+  const f = (name: keyof typeof J) => 3 + J[name];
+  const [i0, j0, mm, nn, jc, pc, ic, nc, ncp, kc, mc, pa, pb, bp, ap] = Array.from({ length: 15 }, (_, i) => 3 + F + i);
+  const locals = Array.from({ length: F + 15 }, (_, i) => (i === J.alpha ? T.f32 : T.i32));
+  const c = new Code();
+  for (const [name, w] of Object.entries(J)) {
+    c.get(job);
+    if (name === 'alpha') c.f32Load(4 * w); else c.load32(4 * w);
+    c.set(3 + w);
+  }
+  const min = (x: () => void, y: () => void) => { x(); y(); x(); y(); c.ltS().select(); };
+  const roundUpTo = (q: number) => c.i32(q - 1).add().i32(q).divS().i32(q).mul();
+  c.get(f('scratch')).get(id).get(f('scratchStride')).mul().add().tee(pa).i32(4 * MC * KC).add().set(pb);
+  c.get(f('byRows')).ifElse(() => {
+    c.get(chunk).get(f('chunk')).mul().set(i0).i32(0).set(j0).get(f('n')).set(nn);
+    min(() => c.get(f('chunk')), () => c.get(f('m')).get(i0).sub());
+    c.set(mm);
+  }, () => {
+    c.get(chunk).get(f('chunk')).mul().set(j0).i32(0).set(i0).get(f('m')).set(mm);
+    min(() => c.get(f('chunk')), () => c.get(f('n')).get(j0).sub());
+    c.set(nn);
+  });
+  c.i32(0).set(jc).loop(() => {
+    min(() => c.i32(NC), () => c.get(nn).get(jc).sub());
+    c.tee(nc);
+    roundUpTo(nr);
+    c.set(ncp).i32(0).set(pc).loop(() => {
+      min(() => c.i32(KC), () => c.get(f('k')).get(pc).sub());
+      c.set(kc);
+      c.get(f('bPanels')).ifElse(() => {
+        c.get(f('bPanels')).get(pc).get(f('nPad')).mul().get(j0).get(jc).add().get(kc).mul().add().i32(4).mul().add().set(bp);
+      }, () => {
+        c.get(f('b')).get(pc).get(f('brs')).mul().add().get(j0).get(jc).add().get(f('bcs')).mul().add();
+        c.get(f('bcs')).get(f('brs')).get(nc).get(kc).get(pb).call(2);
+        c.get(pb).set(bp);
+      });
+      c.i32(0).set(ic).loop(() => {
+        min(() => c.i32(MC), () => c.get(mm).get(ic).sub());
+        c.set(mc);
+        c.get(f('aPanels')).ifElse(() => {
+          c.get(f('aPanels')).get(pc).get(f('mPad')).mul().get(f('aRow0')).get(i0).add().get(ic).add().get(kc).mul().add().i32(4).mul().add().set(ap);
+        }, () => {
+          c.get(f('a')).get(i0).get(ic).add().get(f('ars')).mul().add().get(pc).get(f('acs')).mul().add();
+          c.get(f('ars')).get(f('acs')).get(mc).get(kc).get(pa).call(1);
+          c.get(pa).set(ap);
+        });
+        c.get(mc);
+        roundUpTo(mr);
+        c.get(ncp).get(kc).get(ap).get(bp);
+        c.get(f('c')).get(i0).get(ic).add().get(f('ldc')).mul().add().get(j0).get(jc).add().i32(4).mul().add();
+        c.get(f('ldc')).get(f('alpha')).call(0);
+        c.get(ic).i32(MC).add().tee(ic).get(mm).ltS().brIf(0);
+      });
+      c.get(pc).i32(KC).add().tee(pc).get(f('k')).ltS().brIf(0);
+    });
+    c.get(jc).i32(NC).add().tee(jc).get(nn).ltS().brIf(0);
+  });
+  return { name: 'task', params: [T.i32, T.i32, T.i32], results: [], locals, body: c };
+}
+
 type Kernel = (mc: number, nc: number, kc: number, pa: number, pb: number, pc: number, ldc: number, alpha: number) => void;
 type Pack = (src: number, ls: number, es: number, count: number, depth: number, dst: number) => void;
+type Task = (job: number, chunk: number, id: number) => void;
 
 // Byte addresses are i32, so the heap stays under 2 GiB of floats; bigger products stay in TypeScript.
 const MAX_FLOATS = 1 << 29;
+const MAX_PAGES = (MAX_FLOATS * 4) / 65536;
+// Heap layout in bytes: the threads' control block, then the job, then (from one page up) the prepacked panels, then scratch.
+const JOB_AT = Math.ceil(CTRL_BYTES / 64) * 64, PANELS_AT = 65536;
+// Prepacked panels are a copy of the weights: past this many floats, constants are packed per call instead.
+const PANELS_MAX = 1 << 26;
+// Products below this many multiply-adds stay on one thread: waking workers costs tens of microseconds.
+export const PARALLEL_MIN_MACS = 1 << 20;
 
-/** One instantiated module over its own growable memory, with a Float32Array view kept current. */
+/** Packed panels of one constant operand view, and where they live. */
+interface Panels { at: number; size: number; pad: number }
+/** Per constant array: its packed views, keyed by shape and strides. */
+type PanelSet = Map<string, Panels>;
+
+/** Memory for the threads: shared, with a fixed maximum; null where SharedArrayBuffer is unavailable (no cross-origin isolation). */
+function sharedMemory(): WebAssembly.Memory | null {
+  if (typeof SharedArrayBuffer === 'undefined') return null;
+  try {
+    return new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+  } catch {
+    return null;
+  }
+}
+
+/** One instantiated module over its own growable memory, with views kept current. */
 export class WasmGemm {
   readonly shape: KernelShape;
-  private readonly memory = new WebAssembly.Memory({ initial: 1 });
-  private readonly kernel: Kernel;
+  private readonly memory: WebAssembly.Memory;
+  private readonly task: Task;
   private readonly packA: Pack;
   private readonly packB: Pack;
-  private heap = new Float32Array(this.memory.buffer);
+  private readonly pool: Pool | null;
+  private heap: Float32Array;
+  private words: Int32Array;
+  private readonly blocks = new BlockHeap(PANELS_AT / 4);
+  private readonly panels = new WeakMap<object, PanelSet>();
+  /** Arrays marked constant, with how many holders (sessions sharing one model) marked each. */
+  private readonly constants = new WeakMap<object, number>();
+  private readonly collector = new FinalizationRegistry<PanelSet>((set) => this.drop(set));
 
   constructor(shape: KernelShape = SHAPE) {
     this.shape = shape;
-    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(kernelModule(shape)), { env: { memory: this.memory } });
-    [this.kernel, this.packA, this.packB] = [exports.kernel as Kernel, exports.packA as Pack, exports.packB as Pack];
+    const shared = sharedMemory();
+    this.memory = shared ?? new WebAssembly.Memory({ initial: 2 });
+    const module = new WebAssembly.Module(kernelModule(shape, shared !== null));
+    const { exports } = new WebAssembly.Instance(module, { env: { memory: this.memory } });
+    [this.task, this.packA, this.packB] = [exports.task as Task, exports.packA as Pack, exports.packB as Pack];
+    this.pool = shared ? new Pool(module, shared, 0, this.task) : null;
+    this.heap = new Float32Array(this.memory.buffer);
+    this.words = new Int32Array(this.memory.buffer);
   }
 
-  /** Grows memory to at least `floats` elements (false if it cannot); growing detaches the buffer, so the view is remade. */
+  /** Whether this instance can use threads (its memory is shared). */
+  get threaded(): boolean { return this.pool !== null; }
+
+  /** Starts workers for n threads and resolves with how many are ready (for tests and benchmarks). */
+  async startThreads(n: number): Promise<number> { return this.pool ? this.pool.ready(n) : 0; }
+
+  /** Lets the workers go; later products run on the calling thread. */
+  stopThreads(): void { this.pool?.close(); }
+
+  /** Floats of prepacked panels held. */
+  get panelFloats(): number { return this.blocks.live; }
+
+  /** Marks an array as never changing again, so products pack views of it once and keep the panels. */
+  markConstant(data: object): void { this.constants.set(data, (this.constants.get(data) ?? 0) + 1); }
+
+  /** Undoes one markConstant; after the last, forgets the array and frees its panels. */
+  unmarkConstant(data: object): void {
+    const holders = (this.constants.get(data) ?? 0) - 1;
+    if (holders > 0) { this.constants.set(data, holders); return; }
+    this.constants.delete(data);
+    const set = this.panels.get(data);
+    if (!set) return;
+    this.panels.delete(data);
+    this.collector.unregister(set);
+    this.drop(set);
+  }
+
+  private drop(set: PanelSet): void {
+    for (const p of set.values()) this.blocks.free(p.at, p.size);
+    set.clear();
+  }
+
+  /** Grows memory to at least `floats` elements (false if it cannot); views over the grown buffer are remade. */
   private reserve(floats: number): boolean {
     const pages = Math.ceil((floats * 4) / 65536) - this.memory.buffer.byteLength / 65536;
-    if (pages <= 0) return true;
-    if (floats > MAX_FLOATS) return false;
-    try {
-      this.memory.grow(pages);
-    } catch {
-      return false;
+    if (pages > 0) {
+      if (floats > MAX_FLOATS) return false;
+      try {
+        this.memory.grow(pages);
+      } catch {
+        return false;
+      }
     }
-    this.heap = new Float32Array(this.memory.buffer);
+    // Shared memory grows in place without detaching, but old views keep their old length.
+    if (this.heap.length * 4 !== this.memory.buffer.byteLength) {
+      this.heap = new Float32Array(this.memory.buffer);
+      this.words = new Int32Array(this.memory.buffer);
+    }
     return true;
   }
 
@@ -167,32 +323,83 @@ export class WasmGemm {
   run(m: number, n: number, k: number, a: Mat<Float32Array>, b: Mat<Float32Array>, c: Float32Array, cOff: number, ldc: number, alpha = 1): boolean {
     if (m === 0 || n === 0 || k === 0) return true;
     const { mr, nr } = this.shape;
-    const nc0 = Math.min(NC, roundUp(n, nr)), kc0 = Math.min(KC, k), mc0 = Math.min(MC, roundUp(m, mr));
-    // Rows of C staged per pass: a multiple of MC (or all of m), within the C_STAGE budget.
-    const mb = Math.min(roundUp(m, mr), Math.max(MC, Math.floor(C_STAGE / nc0 / MC) * MC));
-    // Layout in floats, each part 64-byte aligned: [A copy | B copy | A block | B block | C stage].
-    const aAt = 0, bAt = aAt + roundUp(footprint(a, m, k), 16), paAt = bAt + roundUp(footprint(b, k, n), 16);
-    const pbAt = paAt + mc0 * kc0, cAt = roundUp(pbAt + kc0 * nc0, 16);
-    if (!this.reserve(cAt + mb * nc0)) return false;
-    const heap = this.heap, A = place(a, m, k, heap, aAt), B = place(b, k, n, heap, bAt);
-    for (let jc = 0; jc < n; jc += NC) {
-      const nc = Math.min(NC, n - jc), ncp = roundUp(nc, nr);
-      for (let i0 = 0; i0 < m; i0 += mb) {
-        const rows = Math.min(mb, m - i0);
-        stage(c, cOff + i0 * ldc + jc, ldc, heap, cAt, ncp, rows, nc, true);
-        for (let pc = 0; pc < k; pc += KC) {
-          const kc = Math.min(KC, k - pc);
-          this.packB(4 * (B.off + pc * B.rs + jc * B.cs), 4 * B.cs, 4 * B.rs, nc, kc, 4 * pbAt);
-          for (let ic = 0; ic < rows; ic += MC) {
-            const mc = Math.min(MC, rows - ic);
-            this.packA(4 * (A.off + (i0 + ic) * A.rs + pc * A.cs), 4 * A.rs, 4 * A.cs, mc, kc, 4 * paAt);
-            this.kernel(roundUp(mc, mr), ncp, kc, 4 * paAt, 4 * pbAt, 4 * (cAt + ic * ncp), 4 * ncp, alpha);
-          }
-        }
-        stage(c, cOff + i0 * ldc + jc, ldc, heap, cAt, ncp, rows, nc, false);
+    const aP = this.prepacked(a, m, k, 'A'), bP = this.prepacked(b, k, n, 'B');
+    const nt = this.pool && m * n * k >= PARALLEL_MIN_MACS ? threads() : 1;
+    const npad = roundUp(n, nr), kc0 = Math.min(KC, k);
+    // Rows of C staged per job: a multiple of MC (or all of m), within the C_STAGE budget.
+    const mb = Math.min(roundUp(m, mr), Math.max(MC, Math.floor(C_STAGE / npad / MC) * MC));
+    // Scratch in floats, each part 64-byte aligned: [A copy | B copy | C stage | per thread: A block, B block].
+    const aAt = this.blocks.top, bAt = aAt + (aP ? 0 : roundUp(footprint(a, m, k), 16)), cAt = bAt + (bP ? 0 : roundUp(footprint(b, k, n), 16));
+    const stride = roundUp(MC * KC + kc0 * Math.min(NC, npad), 16), sAt = roundUp(cAt + mb * npad, 16);
+    if (!this.reserve(sAt + nt * stride)) return false;
+    const heap = this.heap, A = aP ? a : place(a, m, k, heap, aAt), B = bP ? b : place(b, k, n, heap, bAt);
+    for (let i0 = 0; i0 < m; i0 += mb) {
+      const rows = Math.min(mb, m - i0);
+      // Split along the operand that is not prepacked (each chunk packs all of the other), else the longer side.
+      const byRows = aP && !bP ? false : bP && !aP ? true : rows >= n;
+      // About two chunks per thread, so a thread that starts late or is descheduled is covered by the others;
+      // at least 4 tiles each.
+      const units = byRows ? Math.ceil(rows / mr) : Math.ceil(n / nr);
+      const count = nt === 1 ? 1 : Math.max(1, Math.min(2 * nt, Math.floor(units / 4)));
+      const chunk = byRows ? roundUp(Math.ceil(rows / count), mr) : roundUp(Math.ceil(n / count), nr);
+      this.writeJob({
+        m: rows, n, k, a: 4 * (A.off + i0 * A.rs), ars: 4 * A.rs, acs: 4 * A.cs, aPanels: aP ? 4 * aP.at : 0, mPad: aP?.pad ?? 0, aRow0: i0,
+        b: 4 * B.off, brs: 4 * B.rs, bcs: 4 * B.cs, bPanels: bP ? 4 * bP.at : 0, nPad: bP?.pad ?? 0,
+        c: 4 * cAt, ldc: 4 * npad, alpha, scratch: 4 * sAt, scratchStride: 4 * stride, byRows: byRows ? 1 : 0, chunk,
+      });
+      const chunks = Math.ceil((byRows ? rows : n) / chunk);
+      stage(c, cOff + i0 * ldc, ldc, heap, cAt, npad, rows, n, true);
+      if (!this.runJob(chunks, nt)) {
+        // A worker failed part way (the pool then stops using workers): redo the job here, from C as it was.
+        stage(c, cOff + i0 * ldc, ldc, heap, cAt, npad, rows, n, true);
+        this.runJob(chunks, 1);
       }
+      stage(c, cOff + i0 * ldc, ldc, heap, cAt, npad, rows, n, false);
     }
     return true;
+  }
+
+  /** Runs every chunk of the job at JOB_AT on up to nt threads; false if a worker failed. */
+  private runJob(chunks: number, nt: number): boolean {
+    if (this.pool) return this.pool.run(JOB_AT, chunks, nt);
+    for (let q = 0; q < chunks; q++) this.task(JOB_AT, q, 0);
+    return true;
+  }
+
+  private writeJob(job: Record<keyof typeof J, number>): void {
+    const w = this.words, base = JOB_AT / 4;
+    for (const [name, at] of Object.entries(J)) w[base + at] = job[name as keyof typeof J];
+    new Float32Array(w.buffer, JOB_AT + 4 * J.alpha, 1)[0] = job.alpha;
+  }
+
+  /**
+   * The panels of a view of a constant array (packed now if they are not yet, when they fit the budget);
+   * null for other arrays. Panels hold depth blocks of KC one after another: A's rows in MR-row panels
+   * (mPad = m rounded up to MR), or B's columns in NR-column panels.
+   */
+  private prepacked(x: Mat<Float32Array>, rows: number, cols: number, which: 'A' | 'B'): Panels | null {
+    if (!this.constants.has(x.data)) return null;
+    let set = this.panels.get(x.data);
+    const key = `${which}${x.off},${x.rs},${x.cs},${rows},${cols}`, hit = set?.get(key);
+    if (hit) return hit;
+    const w = which === 'A' ? this.shape.mr : this.shape.nr, lines = which === 'A' ? rows : cols, depth = which === 'A' ? cols : rows;
+    const pad = roundUp(lines, w), size = pad * depth;
+    if (this.blocks.live + size > PANELS_MAX) return null;
+    const at = this.blocks.alloc(size), copyAt = roundUp(this.blocks.top, 16);
+    if (!this.reserve(copyAt + footprint(x, rows, cols))) { this.blocks.free(at, size); return null; }
+    const v = place(x, rows, cols, this.heap, copyAt);
+    // Lines run along m for A (row stride) and along n for B (column stride); depth is k.
+    const [ls, es] = which === 'A' ? [v.rs, v.cs] : [v.cs, v.rs];
+    const pack = which === 'A' ? this.packA : this.packB;
+    for (let p = 0; p < depth; p += KC) pack(4 * (v.off + p * es), 4 * ls, 4 * es, lines, Math.min(KC, depth - p), 4 * (at + p * pad));
+    if (!set) {
+      set = new Map();
+      this.panels.set(x.data, set);
+      this.collector.register(x.data, set, set);
+    }
+    const panels = { at, size, pad };
+    set.set(key, panels);
+    return panels;
   }
 }
 
@@ -248,7 +455,8 @@ function stage(c: Float32Array, off: number, ldc: number, heap: Float32Array, at
 // Built on first use; null when instantiation failed (a page whose CSP forbids WebAssembly compilation).
 let shared: WasmGemm | null | undefined;
 
-function instance(): WasmGemm | null {
+/** The process-wide instance gemm() uses (null where wasm cannot be compiled). */
+export function wasmGemm(): WasmGemm | null {
   if (shared === undefined) {
     try {
       shared = new WasmGemm();
@@ -257,6 +465,19 @@ function instance(): WasmGemm | null {
     }
   }
   return shared;
+}
+
+/**
+ * Declares float32 arrays that will never change (a session's weights): gemm packs views of them once
+ * and keeps the panels until unmarkConstants or until the array is collected.
+ */
+export function markConstants(arrays: Iterable<unknown>): void {
+  for (const d of arrays) if (d instanceof Float32Array && hasSimd) wasmGemm()?.markConstant(d);
+}
+
+export function unmarkConstants(arrays: Iterable<unknown>): void {
+  if (!shared) return;
+  for (const d of arrays) if (d instanceof Float32Array) shared.unmarkConstant(d);
 }
 
 // Measured: below about 1000 multiply-adds the fixed cost (about 0.5 us of copies and calls) outweighs
@@ -271,5 +492,5 @@ export const WASM_MIN_MACS = 1024;
 export function gemmWasm(m: number, n: number, k: number, a: Mat, b: Mat, c: unknown, cOff: number, ldc: number, alpha = 1): boolean {
   if (!hasSimd || m * n * k < WASM_MIN_MACS) return false;
   if (!(a.data instanceof Float32Array && b.data instanceof Float32Array && c instanceof Float32Array) || !wasmKernels()) return false;
-  return instance()?.run(m, n, k, a as Mat<Float32Array>, b as Mat<Float32Array>, c, cOff, ldc, alpha) ?? false;
+  return wasmGemm()?.run(m, n, k, a as Mat<Float32Array>, b as Mat<Float32Array>, c, cOff, ldc, alpha) ?? false;
 }
