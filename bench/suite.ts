@@ -1,5 +1,5 @@
 // `npm run bench [-- --time s --warmup s --only cnn,lstm --backend cpu|webgpu --threads N --compare ... --liftoff --out dir]`:
-// the fixed suite of bench/models.ts against every peer; writes <out>/<date>.json, .md and .svg
+// the fixed suite of bench/models.ts against every peer; writes <out>/<date>-<backend>-<N>t.json, .md and .svg
 // (default out: bench/results/ in the repository).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +26,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const report = newReport(settingsOf(o), results, await baselineRssMB(o).catch(() => undefined));
   report.notes.push(...skipped.map((s) => `Not run: ${s}.`));
-  const dir = flag(p, 'out') ?? RESULTS, stem = join(dir, report.date.slice(0, 10));
+  // One file set per day, backend and thread count, so runs at 1 and 2 threads sit side by side.
+  const dir = flag(p, 'out') ?? RESULTS, stem = join(dir, `${report.date.slice(0, 10)}-${o.backend}-${o.threads}t`);
   mkdirSync(dir, { recursive: true });
   writeOutputs(report, `${stem}.json`, `${stem}.md`);
   process.stdout.write(`${markdownTable(report)}\n\nwrote ${stem}.json, ${stem}.md, ${stem}.svg\n`);

@@ -2,6 +2,8 @@
 // Every narrow float (float16, bfloat16, float8*, float4) is held in a Float32Array whose values are
 // already rounded to the narrow type, so kernels compute in float32 and the engine rounds once per node.
 
+import { arenaBuffer } from './arena.js';
+
 export type DType =
   | 'float32' | 'float64' | 'float16' | 'bfloat16'
   | 'float8e4m3fn' | 'float8e4m3fnuz' | 'float8e5m2' | 'float8e5m2fnuz' | 'float8e8m0' | 'float4e2m1'
@@ -39,7 +41,7 @@ export const isInteger = (d: DType) =>
   ['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'int4', 'uint4', 'int2', 'uint2'].includes(d);
 export const isSigned = (d: DType) => d.startsWith('int') || isFloat(d);
 
-type Ctor = { new(n: number): NumericStorage };
+type Ctor = { new(n: number): NumericStorage; new(buf: ArrayBuffer): NumericStorage; readonly BYTES_PER_ELEMENT: number };
 const STORAGE: Partial<Record<DType, Ctor>> = {
   float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array,
   uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array,
@@ -54,7 +56,11 @@ export function allocStorage(d: DType, n: number): Storage {
   if (d === 'string') return new Array<string>(n).fill('');
   const ctor = NARROW_FLOATS.has(d) ? Float32Array : STORAGE[d];
   if (!ctor) throw new TypeError(`no storage for dtype ${d}`);
-  return new ctor(n * lanes(d));
+  const len = n * lanes(d), got = len > 0 ? arenaBuffer(len * ctor.BYTES_PER_ELEMENT) : undefined;
+  if (!got) return new ctor(len);
+  const a = new ctor(got.buf);
+  if (!got.stale) return a;
+  return a instanceof BigInt64Array || a instanceof BigUint64Array ? a.fill(0n) : (a as Float32Array).fill(0);
 }
 
 /** Bytes per element in ONNX raw_data (sub-byte types report fractions). */

@@ -5,7 +5,7 @@ import type { FunctionDef, Graph, Node } from './graph.js';
 import { inlineFunctions } from './passes/inline-functions.js';
 import { optimize, type OptimizationLevel } from './passes/index.js';
 import { Attrs, lookup, type OpDef } from '../ops/registry.js';
-import type { Value } from './tensor.js';
+import { NdArray, type Value } from './tensor.js';
 
 export interface Step {
   node: Node;
@@ -31,6 +31,11 @@ export interface Plan {
 export interface CompileEnv {
   opsets: Map<string, number>;
   functions: Map<string, FunctionDef>;
+  /**
+   * Values fixed at compile time in the enclosing graphs that a subgraph can see (initializers that
+   * cannot be fed, Constant outputs), so that constant folding inside the subgraph can use them.
+   */
+  outerConstants?: ReadonlyMap<string, NdArray>;
 }
 
 export interface CompileOptions {
@@ -48,7 +53,12 @@ export function compile(graph: Graph, env: CompileEnv, options: CompileOptions =
   for (const n of nodes) for (const o of n.outputs) if (o) produced.add(o);
   const visible = new Set([...outer, ...produced]);
 
-  const prepared = nodes.map((node) => prepare(node, env, options, visible));
+  let prepared = nodes.map((node) => prepare(node, env));
+  const optimizing = !!options.level && options.level !== 'disabled';
+  const inner: CompileEnv = { ...env, outerConstants: optimizing ? scopeConstants(graph, prepared, env.outerConstants) : undefined };
+  for (const p of prepared) compileSubgraphs(p, inner, options, visible);
+  // Folding inside subgraphs can leave Constant nodes here that nothing reads any more.
+  if (optimizing) prepared = withoutDeadConstants(prepared, graph);
   const free = new Set<string>();
   for (const p of prepared) {
     for (const name of [...p.node.inputs, ...p.implicit]) if (name && !produced.has(name)) {
@@ -73,7 +83,7 @@ export function compile(graph: Graph, env: CompileEnv, options: CompileOptions =
   return { graph, steps, inputs: graph.inputs.map((i) => i.name), outputs: graph.outputs.map((o) => o.name), constants: graph.initializers, free };
 }
 
-function prepare(node: Node, env: CompileEnv, options: CompileOptions, visible: ReadonlySet<string>): Step {
+function prepare(node: Node, env: CompileEnv): Step {
   const opset = env.opsets.get(node.domain);
   if (opset === undefined) throw new UnsupportedOpError(node.opType, node.domain, 0, node.name, `domain '${node.domain}' is not imported by the model`);
   const def = lookup(node.domain, node.opType, opset);
@@ -85,17 +95,50 @@ function prepare(node: Node, env: CompileEnv, options: CompileOptions, visible: 
     if (e instanceof LastmileError) throw e;
     throw new OpError(`${where(node)}: bad attributes: ${(e as Error).message}`);
   }
-  const subgraphs = new Map<string, Plan>();
+  return { node, def, attrs, opset, subgraphs: new Map(), implicit: [], release: [] };
+}
+
+/** Compiles the node's graph attributes into the step, and notes what they read from enclosing scopes. */
+function compileSubgraphs(step: Step, env: CompileEnv, options: CompileOptions, visible: ReadonlySet<string>): void {
   const implicit = new Set<string>();
-  for (const a of node.attrs.values()) {
+  for (const a of step.node.attrs.values()) {
     const graphs = a.type === 'graph' ? [a.value as Graph] : a.type === 'graphs' ? (a.value as Graph[]) : [];
     for (const g of graphs) {
       const p = compile(g, env, options, visible);
-      subgraphs.set(a.name, p);
+      step.subgraphs.set(a.name, p);
       for (const f of p.free) implicit.add(f);
     }
   }
-  return { node, def, attrs, opset, subgraphs, implicit: [...implicit], release: [] };
+  step.implicit = [...implicit];
+}
+
+/** The Constant node's tensor, when the step is one (default domain, parsed attributes). */
+export function constantOf(step: Step): NdArray | undefined {
+  if (step.node.opType !== 'Constant' || step.node.domain !== '' || step.node.inputs.length) return undefined;
+  const v = (step.attrs as { value?: unknown } | undefined)?.value;
+  return v instanceof NdArray ? v : undefined;
+}
+
+/**
+ * The compile-time constants a subgraph of this graph sees: the enclosing scopes', less any name this
+ * graph defines again (its inputs, which may be fed or loop-carried, and its node outputs), plus this
+ * graph's initializers that are not inputs and its Constant outputs.
+ */
+function scopeConstants(graph: Graph, steps: Step[], outer: ReadonlyMap<string, NdArray> | undefined): Map<string, NdArray> {
+  const out = new Map(outer);
+  const fed = new Set(graph.inputs.map((i) => i.name));
+  for (const n of fed) out.delete(n);
+  for (const s of steps) for (const o of s.node.outputs) if (o) out.delete(o);
+  for (const [name, v] of graph.initializers) if (v instanceof NdArray && !fed.has(name)) out.set(name, v);
+  for (const s of steps) { const c = constantOf(s); if (c) out.set(s.node.outputs[0], c); }
+  return out;
+}
+
+/** Steps less the Constant nodes whose value no node, subgraph or graph output reads. */
+function withoutDeadConstants(steps: Step[], graph: Graph): Step[] {
+  const read = new Set(graph.outputs.map((o) => o.name));
+  for (const s of steps) for (const n of [...s.node.inputs, ...s.implicit]) if (n) read.add(n);
+  return steps.filter((s) => !constantOf(s) || read.has(s.node.outputs[0]));
 }
 
 /** Stable topological order: keeps the file's order when it is already valid (the common case). */

@@ -1,5 +1,6 @@
 // InferenceSession: the onnxruntime-web compatible entry point.
 import { InputError, LastmileError, ModelLoadError, UnsupportedOpError } from './errors.js';
+import { Arena } from './arena.js';
 import { execute, type ExecHooks } from './execute.js';
 import type { Dim, Model, TypeInfo, ValueInfo } from './graph.js';
 import { compile, type Plan } from './plan.js';
@@ -20,6 +21,8 @@ export interface SessionOptions {
   freeDimensionOverrides?: Record<string, number>;
   /** Threads for CPU kernels, the caller's included, as onnxruntime: 0 or absent for the number of cores, 1 for no workers. */
   intraOpNumThreads?: number;
+  /** As onnxruntime: recycle intermediate buffers between steps and runs (CPU; default true). */
+  enableCpuMemArena?: boolean;
   /** As onnxruntime: 0 verbose .. 4 fatal; above 2 silences warnings such as WebGPU fallbacks. */
   logSeverityLevel?: number;
   /** WebGPU IO binding: leave outputs in GPU buffers (all, or per output name), as onnxruntime-web. */
@@ -39,7 +42,7 @@ export interface ValueMetadata {
 }
 
 /** onnxruntime's RunOptions (accepted, none changes how this engine runs) plus Lastmile's profiling hook. */
-export interface RunOptions extends ExecHooks { logSeverityLevel?: number; logVerbosityLevel?: number; terminate?: boolean; tag?: string }
+export interface RunOptions extends Omit<ExecHooks, 'arena'> { logSeverityLevel?: number; logVerbosityLevel?: number; terminate?: boolean; tag?: string }
 
 export type OutputValue = Tensor | Tensor[] | null;
 type FeedValue = Tensor | Tensor[] | null;
@@ -56,6 +59,8 @@ export class InferenceSession {
   private released = false;
   /** intraOpNumThreads resolved: what the CPU kernels may use during this session's runs. */
   readonly intraOpNumThreads: number;
+  /** Intermediate buffers kept between runs of this session (CPU): refilling memory in use beats fresh pages. */
+  private readonly arena: Arena | undefined;
   /** Storage of the model's constants: an output holding one is copied, so callers cannot change the weights. */
   private readonly constantData: Set<unknown>;
 
@@ -71,9 +76,10 @@ export class InferenceSession {
     this.outputMetadata = model.graph.outputs.map((o) => metadata(o, o.type?.kind === 'tensor' && o.type.shape ? o.type : types.get(o.name) ?? o.type));
     this.backend = backend;
     this.intraOpNumThreads = resolveThreads(options.intraOpNumThreads);
-    // Initializers and Constant nodes' tensors both live as long as the session.
-    const constants = [...plan.constants.values(), ...plan.steps.filter((s) => s.node.opType === 'Constant').flatMap((s) => [...s.node.attrs.values()].map((a) => a.value))];
-    this.constantData = new Set(constants.map((v) => (v instanceof NdArray ? v.data : v)));
+    // Initializers and Constant nodes' tensors both live as long as the session, subgraphs' included
+    // (models such as Silero VAD keep every weight inside If branches).
+    this.constantData = new Set(constantsOf(plan).map((v) => (v instanceof NdArray ? v.data : v)));
+    this.arena = options.enableCpuMemArena === false ? undefined : new Arena();
     // Weights never change: the GEMM packs them once instead of on every product.
     markConstants(this.constantData);
   }
@@ -145,7 +151,7 @@ export class InferenceSession {
     if (this.gpu) throw new LastmileError('runSync is for CPU sessions; a WebGPU session runs with run()');
     const [wanted, opts] = this.fetchesAndOptions(fetches, options);
     const bound = this.bindFeeds(feeds);
-    return this.outputs(withThreads(this.intraOpNumThreads, () => execute(this.plan, bound, undefined, opts)), wanted);
+    return this.outputs(withThreads(this.intraOpNumThreads, () => execute(this.plan, bound, undefined, { ...opts, arena: this.arena })), wanted);
   }
 
   private outputs(values: Value[], wanted: readonly string[]): Record<string, OutputValue> {
@@ -176,7 +182,7 @@ export class InferenceSession {
   runValues(feeds: Map<string, Value>, hooks?: ExecHooks): Value[] {
     if (this.released) throw new LastmileError('session was released');
     if (this.gpu) throw new LastmileError('runValues is for CPU sessions; use runValuesAsync');
-    return withThreads(this.intraOpNumThreads, () => execute(this.plan, feeds, undefined, hooks));
+    return withThreads(this.intraOpNumThreads, () => execute(this.plan, feeds, undefined, { ...hooks, arena: this.arena }));
   }
 
   /** runValues for any backend. */
@@ -215,6 +221,7 @@ export class InferenceSession {
   async release(): Promise<void> {
     if (!this.released) unmarkConstants(this.constantData);
     this.released = true;
+    this.arena?.clear();
     this.gpu?.destroy();
   }
 
@@ -249,6 +256,14 @@ function compilePlan(model: Model, options: SessionOptions, backend: string): Pl
   const level = options.graphOptimizationLevel ?? 'all';
   const plan = compile(model.graph, { opsets: model.opsets, functions: model.functions }, { level });
   return backend === 'webgpu' && (level === 'all' || level === 'extended') ? planForGpu(model, plan, options.freeDimensionOverrides) : plan;
+}
+
+/** The constant values of a plan and of every subgraph in it: initializers and Constant nodes' tensors. */
+function constantsOf(plan: Plan): unknown[] {
+  return [...plan.constants.values(), ...plan.steps.flatMap((s) => [
+    ...(s.node.opType === 'Constant' ? [...s.node.attrs.values()].map((a) => a.value) : []),
+    ...[...s.subgraphs.values()].flatMap(constantsOf),
+  ])];
 }
 
 /** As onnxruntime: 0 (or absent) means the number of cores. */

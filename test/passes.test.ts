@@ -3,7 +3,7 @@
 // what the unoptimised one does on the same inputs (rtol 1e-4); a few models also go against onnxruntime.
 import { describe, expect, it } from 'vitest';
 import { compareValues } from '../conformance/compare.js';
-import { compile } from '../engine/plan.js';
+import { compile, type Plan } from '../engine/plan.js';
 import { NdArray, toNdArray, toTensor } from '../engine/tensor.js';
 import { InferenceSession, Tensor } from '../index.js';
 import { f32, float, GraphBuilder, i64 } from '../loaders/builder.js';
@@ -98,6 +98,103 @@ describe('constant folding', () => {
     const feeds = { x: randomF32([2, 2]), over: f32([2, 2], [5, 6, 7, 8]) };
     const [a, b] = [await runAt(bytes, feeds, 'disabled'), await runAt(bytes, feeds, 'all')];
     expect(Array.from((b[g.outputs[0].name] as Tensor).data as Float32Array)).toEqual(Array.from((a[g.outputs[0].name] as Tensor).data as Float32Array));
+  });
+});
+
+/** Op types of the steps of each subgraph in the plan at `level`, keyed `<node op type>.<attribute>`, nested ones too. */
+function subgraphOps(bytes: Uint8Array, level: Level): Map<string, string[]> {
+  const m = loadModel(bytes), out = new Map<string, string[]>();
+  const walk = (p: Plan, prefix: string) => {
+    for (const s of p.steps) for (const [attr, sub] of s.subgraphs) {
+      const key = `${prefix}${s.node.opType}.${attr}`;
+      out.set(key, sub.steps.map((t) => t.node.opType));
+      walk(sub, `${key}/`);
+    }
+  };
+  walk(compile(m.graph, { opsets: m.opsets, functions: m.functions }, { level }), '');
+  return out;
+}
+
+describe('constant folding inside subgraphs', () => {
+  /** An If whose branches reorder the gates of outer LSTM weights (an initializer W, a Constant node R)
+   *  with Slice and Concat, as exported PyTorch LSTMs do; the LSTM reads x and h0 from the outer scope. */
+  function lstmInIf(hidden: number, inputs: number, seed: number) {
+    const r = rng(seed), g = new GraphBuilder(), H = hidden;
+    const x = g.input('x', 'float32', [1, 1, inputs]), h0 = g.input('h0', 'float32', [1, 1, H]), cond = g.input('cond', 'bool', []);
+    const w = g.init('w', randomF32([4 * H, inputs], r));
+    const rw = g.node('Constant', [], { value: randomF32([4 * H, H], r) })[0];
+    const b = g.init('b', randomF32([8 * H], r, -0.5, 0.5));
+    const branch = (name: string, order: number[]) => {
+      const br = new GraphBuilder(name);
+      let n = 0;
+      const k = (v: number) => br.init(`${name}_k${n++}`, i64([1], [v]));
+      const gates = (src: string, n: number) => {
+        const parts = order.map((q) => br.node('Slice', [src, k(q * n), k((q + 1) * n), k(0)])[0]);
+        return br.node('Unsqueeze', [br.node('Concat', parts, { axis: 0 })[0], k(0)])[0];
+      };
+      const bias = br.node('Unsqueeze', [br.node('Concat', [0, 1].map((half) => br.node('Slice', [b, k(half * 4 * H), k((half + 1) * 4 * H), k(0)])[0]), { axis: 0 })[0], k(0)])[0];
+      const [, hN] = br.node('LSTM', [x, gates(w, H), gates(rw, H), bias, '', h0], { hidden_size: H }, 2);
+      br.output(br.node('Identity', [hN])[0], 'float32');
+      return br;
+    };
+    g.output(g.node('If', [cond], { then_branch: branch('then', [0, 3, 1, 2]), else_branch: branch('else', [3, 2, 1, 0]) })[0], 'float32');
+    return { bytes: g.model({ opset: 17 }), feeds: (c: boolean) => ({ x: randomF32([1, 1, inputs], r), h0: randomF32([1, 1, H], r), cond: new NdArray('bool', [], Uint8Array.of(c ? 1 : 0)) }) };
+  }
+
+  it('folds Slice/Concat/Unsqueeze of outer constants into the branch, and drops the outer Constant nothing reads now', async () => {
+    const { bytes, feeds } = lstmInIf(5, 3, 21);
+    for (const level of ['basic', 'all'] as const) {
+      const subs = subgraphOps(bytes, level);
+      for (const branch of ['If.then_branch', 'If.else_branch']) {
+        const ops = subs.get(branch)!;
+        expect(ops, `${level} ${branch}: ${ops.join(' ')}`).toContain('LSTM');
+        for (const op of ['Slice', 'Concat', 'Unsqueeze']) expect(ops, `${level} ${branch}: ${ops.join(' ')}`).not.toContain(op);
+      }
+      expect(planOps(bytes, level)).toEqual(['If']);
+    }
+    expect(subgraphOps(bytes, 'disabled').get('If.then_branch')).toContain('Slice');
+    for (const c of [true, false]) {
+      await expectMatchesOrt(bytes, feeds(c));
+      await sameAsDisabled(bytes, feeds(c));
+    }
+  });
+
+  it('a session with folded branch weights gives the same results run after run', async () => {
+    const { bytes, feeds } = lstmInIf(8, 4, 22);
+    const s = await InferenceSession.create(bytes), ref = await InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled' });
+    for (let i = 0; i < 4; i++) {
+      const f = Object.fromEntries(Object.entries(feeds(i % 2 === 0)).map(([k, v]) => [k, toTensor(v)]));
+      const [a, b] = [s.runSync(f), ref.runSync(f)];
+      expect(compareValues(toNdArray(b[s.outputNames[0]] as Tensor), toNdArray(a[s.outputNames[0]] as Tensor), TOL)).toBeUndefined();
+    }
+  });
+
+  it('leaves what depends on a graph input, a fed initializer, a loop-carried value or the iteration number', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [3]), over = g.input('over', 'float32', [3]);
+    g.init('over', f32([3], [1, 2, 3])); // also a graph input: it can be fed
+    const k = g.init('k', f32([3], [0.5, -1, 2]));
+    const body = new GraphBuilder('body');
+    const i = body.input('i', 'int64', []), cin = body.input('c_in', 'bool', []), acc = body.input('acc', 'float32', [3]);
+    const fi = body.node('Cast', [i], { to: 1 })[0];
+    const step = body.node('Mul', [body.node('Add', [k, fi])[0], x])[0]; // (k + i) x
+    const fed = body.node('Mul', [over, body.node('Neg', [k])[0]])[0]; // over (-k): Neg folds, Mul does not
+    body.output(body.node('Identity', [cin])[0], 'bool', []);
+    body.output(body.node('Add', [body.node('Add', [acc, step])[0], fed])[0], 'float32', [3]);
+    const [final] = g.node('Loop', [g.init('m', i64([], [3])), '', g.init('acc0', f32([3], [0, 0, 0]))], { body }, 1);
+    g.output(final, 'float32');
+    const bytes = g.model({ opset: 17 });
+    const ops = subgraphOps(bytes, 'all').get('Loop.body')!;
+    expect(ops, ops.join(' ')).not.toContain('Neg');
+    expect(ops.filter((o) => o === 'Add'), ops.join(' ')).toHaveLength(3);
+    expect(ops.filter((o) => o === 'Mul'), ops.join(' ')).toHaveLength(2);
+    await expectMatchesOrt(bytes, { x: randomF32([3], rng(4)) });
+    // Fed, `over` must win inside the body too (onnxruntime-node 1.x keeps the initializer there, so it is no reference).
+    const feeds = { x: randomF32([3], rng(5)), over: f32([3], [-2, 0.5, 4]) };
+    await sameAsDisabled(bytes, feeds);
+    const out = await runAt(bytes, feeds, 'all'), xs = feeds.x.data as Float32Array;
+    const want = [0.5, -1, 2].map((k, j) => [0, 1, 2].reduce((a, i) => a + (k + i) * xs[j] + [-2, 0.5, 4][j] * -k, 0));
+    Array.from((out[final] as Tensor).data as Float32Array).forEach((v, j) => expect(v).toBeCloseTo(want[j], 4));
   });
 });
 

@@ -2,12 +2,12 @@
 // and its packing against a plain product, and whole cells on the float32 wasm path against the
 // TypeScript cells (float64 state) on random configurations, including the resident weight cache.
 import { describe, expect, it } from 'vitest';
-import { buildModule, Code, Simd, T } from '../kernels/wasm/emitter.js';
+import { buildModule, Simd, T } from '../kernels/wasm/emitter.js';
 import { gateWidth, NB, packedSize } from '../kernels/wasm/gemv.js';
 import { rnnModule, type RnnExports } from '../kernels/wasm/rnn.js';
 import { setResidentLimit } from '../kernels/wasm/rnn-cells.js';
 import { hasSimd, setWasmKernels } from '../kernels/wasm/simd.js';
-import { Scope, exp, expm1, sigmoid, tanh } from '../kernels/wasm/vmath.js';
+import { Fn, vexp, vexpm1, vsigmoid, vtanh } from '../kernels/wasm/math-vec.js';
 import { activation, gru, lstm, rnn, type Cell, type Outputs } from '../kernels/cpu/rnn.js';
 import { rng } from './helpers/oracle.js';
 
@@ -15,15 +15,16 @@ const run = hasSimd ? describe : describe.skip;
 
 /** Applies each emitted activation in place over n floats at address 0. */
 function activations(): Record<string, (n: number) => void> & { heap: Float32Array } {
-  const fns = { exp, expm1, sigmoid, tanh };
+  const fns = { exp: vexp, expm1: vexpm1, sigmoid: vsigmoid, tanh: vtanh };
   const funcs = Object.entries(fns).map(([name, emit]) => {
-    const s = new Scope(2), c = new Code(), x = s.local(T.v128);
+    const f = new Fn(name, [T.i32, T.i32]), c = f.c, x = f.local(T.v128);
     c.loop(() => {
       c.get(0).simd(Simd.load, [0, 0]).set(x).get(0);
-      emit(c, s, x).simd(Simd.store, [0, 0]);
+      emit(f, x);
+      c.simd(Simd.store, [0, 0]);
       c.get(0).i32(16).add().set(0).get(1).i32(4).sub().tee(1).i32(0).gtS().brIf(0);
     });
-    return { name, params: [T.i32, T.i32], results: [], locals: s.locals, body: s.finish(c) };
+    return f.func();
   });
   const memory = new WebAssembly.Memory({ initial: 4 });
   const { exports } = new WebAssembly.Instance(new WebAssembly.Module(buildModule(funcs)), { env: { memory } });
@@ -56,6 +57,15 @@ run('vector activations', () => {
     };
     check('sigmoid', [1, 0, 1, 0, NaN, 1, 0, NaN]);
     check('tanh', [1, -1, 1, -1, NaN, 1, -1, NaN]);
+    check('exp', [Infinity, 0, Infinity, 0, NaN, Infinity, 0, NaN]);
+    check('expm1', [Infinity, -1, Infinity, -1, NaN, Infinity, -1, NaN]);
+  });
+
+  it('expm1 stays finite and accurate just below the float32 overflow, where 2^k alone would not be', () => {
+    const xs = [88, 88.4, 88.72, -88, -100];
+    f.heap.set(xs);
+    f.expm1(xs.length);
+    xs.forEach((x, i) => expect(Math.abs(f.heap[i] - Math.expm1(Math.fround(x))), `expm1(${x})`).toBeLessThanOrEqual(3e-7 * Math.abs(Math.expm1(Math.fround(x)))));
   });
 });
 

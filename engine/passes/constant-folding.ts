@@ -1,6 +1,9 @@
 // Constant folding: a node whose inputs are all constants runs once, now, through its own CPU op
 // definition and the executor, and becomes Constant nodes holding its outputs under the same names.
 // Random ops, nodes with subgraphs and nodes that would make large tensors are left to run time.
+// Inside a subgraph (If/Loop/Scan body), a node may also fold on constants of the enclosing graphs
+// (CompileEnv.outerConstants): their values are the same on every run of the body, whereas the body's
+// own inputs (loop-carried values, the iteration number) and anything fed are not.
 import type { Node } from '../graph.js';
 import { execute } from '../execute.js';
 import type { Plan } from '../plan.js';
@@ -20,7 +23,7 @@ const MAX_WORK = 2 ** 32;
 export function foldConstants(v: View): boolean {
   // Values folded in this sweep: nodes are in dependency order, so whole chains fold in one sweep.
   const folded = new Map<string, NdArray>();
-  const constant = (n: string) => (n ? folded.get(n) ?? v.constant(n) : undefined);
+  const constant = (n: string) => (n ? folded.get(n) ?? v.constant(n) ?? outerConstant(v, n) : undefined);
   for (const node of v.nodes) {
     if (!candidate(v, node)) continue;
     const ins = node.inputs.map(constant);
@@ -32,6 +35,12 @@ export function foldConstants(v: View): boolean {
     v.replace([node], news);
   }
   return v.commit();
+}
+
+/** An enclosing graph's constant, unless this graph defines the name itself (which then shadows it). */
+function outerConstant(v: View, name: string): NdArray | undefined {
+  const c = v.env.outerConstants?.get(name);
+  return c && !v.producer.has(name) && !v.fed.has(name) && !v.graph.initializers.has(name) ? c : undefined;
 }
 
 function candidate(v: View, node: Node): boolean {

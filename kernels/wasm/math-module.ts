@@ -2,16 +2,15 @@
 // the vector functions of math-vec.ts: elementwise exp, sigmoid, tanh, erf, Gelu (both forms) and
 // Silu, and row kernels for Softmax/LogSoftmax and LayerNormalization. JS entry points are in math.ts.
 import { buildModule, Simd, T, type Func } from './emitter.js';
-import { CONST_FLOATS, Fn, UNARY, vexp, type VecOp } from './math-vec.js';
+import { Fn, UNARY, vexp, type VecOp } from './math-vec.js';
 
-export { constTable, type Unary } from './math-vec.js';
+export type { Unary } from './math-vec.js';
 
 /** Floats in the data stage; rows up to this long are processed whole, longer ones in chunks. */
 export const STAGE = 16384;
-/** Float offsets in memory: constants (4 lanes each), per-row statistics (2 per row), scale, bias, data (+ one vector of slack). */
-export const AT = { consts: 0, stats: 256, scale: 256 + 2 * STAGE, bias: 256 + 3 * STAGE, data: 256 + 4 * STAGE };
+/** Float offsets in memory: per-row statistics (2 per row), scale, bias, data (+ one vector of slack). */
+export const AT = { stats: 0, scale: 2 * STAGE, bias: 3 * STAGE, data: 4 * STAGE };
 export const PAGES = Math.ceil(((AT.data + STAGE + 4) * 4) / 65536);
-if (CONST_FLOATS > AT.stats) throw new Error('math constants overflow their table');
 
 /** Runs body (which may read local p) while p < end, p stepping by `step` from its current value; p and end are i32 locals. */
 function forEach(f: Fn, p: number, end: number, step: number, body: () => void): void {

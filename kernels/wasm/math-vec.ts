@@ -1,6 +1,7 @@
 // WebAssembly SIMD128 float32 math functions, emitted inline with kernels/wasm/emitter.ts: a
-// range-reduced exp and the functions built on it (sigmoid, tanh, erf, the two Gelus, Silu). Each
-// reads a v128 local and pushes its result; math-module.ts wraps them in loops.
+// range-reduced exp and the functions built on it (expm1, sigmoid, tanh, erf, the two Gelus, Silu).
+// Each reads a v128 local of the function being built (Fn) and pushes its result. Users: the
+// elementwise and row kernels of math-module.ts, and the recurrent gate functions of rnn.ts.
 //
 // Polynomial coefficients were fitted for this file (minimax by iteratively reweighted least squares
 // in float64, then rounded to float32 and checked by evaluating in float32): the relative error of each
@@ -18,7 +19,7 @@ const ERF_P = [1.1283791, -0.37612626, 0.112836, -0.026854444, 0.0051895352, -0.
 // Relative accuracy in the tail keeps Gelu's negative side accurate where 1 + erf(x) cancels.
 const ERFC_Q = [-4.1035846e-6, 0.28219941, 0.28099069, 0.25296786, 0.15803948, 0.10534716, 0.025053816, -0.18503554, 0.080889471];
 
-/** Constants as 4-lane vectors in the table at address 0, loaded by name. */
+/** Float constants by name, each used as a 4-lane splat (INTS: the i32 ones). */
 const CONSTS: Record<string, number> = {
   one: 1, half: 0.5, minusTwo: -2, negInf: -Infinity, sign: -0,
   // exp's input clamp: e^89 overflows, e^-104 rounds to 0; clamping keeps the exponent arithmetic in range.
@@ -33,24 +34,26 @@ const CONSTS: Record<string, number> = {
     ...ERF_P.map((v, i) => [`erf${i}`, v]), ...ERFC_Q.map((v, i) => [`erfc${i}`, v]),
   ]),
 };
-const CONST_INDEX = new Map(Object.keys(CONSTS).map((k, i) => [k, i]));
+const INTS: Record<string, number> = { expBias: 127 };
 
-/** The constants table, to be written at byte address 0 of the memory (Fn.k loads from there). */
-export const constTable = (): Float32Array => Float32Array.from(Object.values(CONSTS).flatMap((v) => [v, v, v, v]));
-/** Floats the constants table takes. */
-export const CONST_FLOATS = CONST_INDEX.size * 4;
-
-/** A function under construction: its code and locals, allocated as needed after the params. */
+/**
+ * A function under construction: its code, and locals allocated as needed after the params. Each
+ * constant a function uses gets a local, set to its splat once in a prologue: V8 does not hoist a
+ * splat (or any constant) out of a loop, and rebuilding a dozen constants per vector cost as much as
+ * the arithmetic.
+ */
 export class Fn {
   readonly c = new Code();
   private readonly locals: T[] = [];
+  private readonly consts = new Map<string, number>();
   constructor(readonly name: string, readonly params: T[], readonly results: T[] = []) {}
   local(t: T): number { return this.params.length + this.locals.push(t) - 1; }
   /** Pushes the named constant vector. */
   k(name: string): this {
-    const i = CONST_INDEX.get(name);
-    if (i === undefined) throw new Error(`no math constant '${name}'`);
-    this.c.i32(0).simd(Simd.load, [4, 16 * i]);
+    if (!(name in CONSTS) && !(name in INTS)) throw new Error(`no math constant '${name}'`);
+    let at = this.consts.get(name);
+    if (at === undefined) this.consts.set(name, (at = this.local(T.v128)));
+    this.c.get(at);
     return this;
   }
   /** Pushes the polynomial sum_i coef[prefix i] * (local x)^i by Horner's rule. */
@@ -59,35 +62,72 @@ export class Fn {
     for (let i = degree - 1; i >= 0; i--) { this.c.get(x).simd(Simd.f32x4Mul); this.k(`${prefix}${i}`).c.simd(Simd.f32x4Add); }
     return this;
   }
-  func(): Func { return { name: this.name, params: this.params, results: this.results, locals: this.locals, body: this.c }; }
+  /** The finished function: the constants' prologue, then the code. */
+  func(): Func {
+    const body = new Code();
+    for (const [name, at] of this.consts) {
+      if (name in INTS) body.i32(INTS[name]).simd(Simd.i32x4Splat).set(at);
+      else body.f32(CONSTS[name]).simd(Simd.f32x4Splat).set(at);
+    }
+    body.bytes.push(...this.c.bytes);
+    return { name: this.name, params: this.params, results: this.results, locals: this.locals, body };
+  }
 }
 
 /** A vector function: reads v128 local x, pushes f(x). */
 export type VecOp = (f: Fn, x: number) => void;
 
 /**
- * e^x. x = k ln2 + r with k = round(x log2 e); e^r by polynomial; 2^k applied as two factors 2^(k>>1)
- * and 2^(k - k>>1), so overflow to inf and results down into the denormals come out of the final
- * multiply with a single rounding. NaN passes through the pmin/pmax clamp (x is their first operand).
+ * For x = k ln2 + r, k = round(x log2 e) (x clamped to [expLo, expHi]): sets local p = e^r - 1 and
+ * locals n = k and n1 = k >> 1 (i32 lanes), so that e^x = (1 + p) 2^n1 2^(n - n1).
+ */
+function expParts(f: Fn, x: number): { p: number; n: number; n1: number } {
+  const c = f.c, xc = f.local(T.v128), k = f.local(T.v128), r = f.local(T.v128), n = f.local(T.v128), n1 = f.local(T.v128), p = f.local(T.v128);
+  // pmin(x, k) = k < x ? k : x: one instruction on x64, and a NaN x stays NaN (it is the first operand).
+  c.get(x); f.k('expHi'); c.simd(Simd.f32x4Pmin); f.k('expLo'); c.simd(Simd.f32x4Pmax).tee(xc);
+  // Adding 1.5 * 2^23 rounds x log2 e to an integer (to nearest even, as f32x4.nearest) held in the
+  // low mantissa bits: one add and one integer subtract in place of nearest and a saturating convert.
+  f.k('log2e'); c.simd(Simd.f32x4Mul).simd(Simd.f32x4Nearest).tee(k).simd(Simd.i32x4TruncSatF32x4S).tee(n);
+  c.i32(1).simd(Simd.i32x4ShrS).set(n1);
+  c.get(xc).get(k); f.k('ln2Hi'); c.simd(Simd.f32x4Mul).simd(Simd.f32x4Sub).get(k); f.k('ln2Lo'); c.simd(Simd.f32x4Mul).simd(Simd.f32x4Sub).set(r);
+  f.horner('exp', EXP_P.length - 1, r);
+  c.get(r).get(r).simd(Simd.f32x4Mul).simd(Simd.f32x4Mul).get(r).simd(Simd.f32x4Add).set(p);
+  return { p, n, n1 };
+}
+
+/** Pushes 2^e for the i32 lanes on the stack (e + 127 in the exponent field; e in [-126, 127]). */
+const pow2 = (f: Fn) => { f.k('expBias'); f.c.simd(Simd.i32x4Add).i32(23).simd(Simd.i32x4Shl); };
+
+/**
+ * e^x. e^r by polynomial; 2^k applied as two factors 2^(k>>1) and 2^(k - k>>1), so overflow to inf
+ * and results down into the denormals come out of the final multiply with a single rounding.
  */
 export const vexp: VecOp = (f, x) => {
-  const c = f.c, xc = f.local(T.v128), k = f.local(T.v128), r = f.local(T.v128), n = f.local(T.v128), n1 = f.local(T.v128);
-  c.get(x); f.k('expHi'); c.simd(Simd.f32x4Pmin); f.k('expLo'); c.simd(Simd.f32x4Pmax).tee(xc);
-  f.k('log2e'); c.simd(Simd.f32x4Mul).simd(Simd.f32x4Nearest).tee(k).simd(Simd.i32x4TruncSatF32x4S).set(n);
-  c.get(xc).get(k); f.k('ln2Hi'); c.simd(Simd.f32x4Mul).simd(Simd.f32x4Sub).get(k); f.k('ln2Lo'); c.simd(Simd.f32x4Mul).simd(Simd.f32x4Sub).set(r);
+  const c = f.c, { p, n, n1 } = expParts(f, x);
   // 1 + (r + r^2 P(r)): the small part first, so the only large rounding is the final add.
-  f.horner('exp', EXP_P.length - 1, r);
-  c.get(r).get(r).simd(Simd.f32x4Mul).simd(Simd.f32x4Mul).get(r).simd(Simd.f32x4Add); f.k('one'); c.simd(Simd.f32x4Add);
-  const pow2 = () => c.i32(127).simd(Simd.i32x4Splat).simd(Simd.i32x4Add).i32(23).simd(Simd.i32x4Shl).simd(Simd.f32x4Mul);
-  c.get(n).i32(1).simd(Simd.i32x4ShrS).tee(n1); pow2();
-  c.get(n).get(n1).simd(Simd.i32x4Sub); pow2();
+  c.get(p); f.k('one'); c.simd(Simd.f32x4Add);
+  c.get(n1); pow2(f); c.simd(Simd.f32x4Mul);
+  c.get(n).get(n1).simd(Simd.i32x4Sub); pow2(f); c.simd(Simd.f32x4Mul);
+};
+
+/**
+ * e^x - 1, accurate near 0 too: (p 2^n1 + (2^n1 - 2^-(k - n1))) 2^(k - n1) = 2^k p + (2^k - 1), where
+ * the inner sum is exact or nearly so for small k (p alone when k = 0). Scaled last, so large x
+ * overflows to inf only where e^x does, and very negative x gives -1.
+ */
+export const vexpm1: VecOp = (f, x) => {
+  const c = f.c, { p, n, n1 } = expParts(f, x), s1 = f.local(T.v128);
+  c.get(n1); pow2(f); c.set(s1);
+  c.get(p).get(s1).simd(Simd.f32x4Mul).get(s1);
+  c.get(n1).get(n).simd(Simd.i32x4Sub); pow2(f); c.simd(Simd.f32x4Sub).simd(Simd.f32x4Add);
+  c.get(n).get(n1).simd(Simd.i32x4Sub); pow2(f); c.simd(Simd.f32x4Mul);
 };
 
 /** Pushes (local v) with local x's sign bit ORed in (v is non-negative or NaN). */
 const withSignOf = (f: Fn, v: number, x: number) => { f.c.get(v).get(x); f.k('sign'); f.c.simd(Simd.v128And).simd(Simd.v128Or); };
 
 /** 1 / (1 + e^-x), as e/(1 + e) for x < 0 (e = e^-|x|) so that neither side overflows or cancels. */
-const vsigmoid: VecOp = (f, x) => {
+export const vsigmoid: VecOp = (f, x) => {
   const c = f.c, a = f.local(T.v128), e = f.local(T.v128), s = f.local(T.v128);
   c.get(x).simd(Simd.f32x4Abs).simd(Simd.f32x4Neg).set(a);
   vexp(f, a); c.set(e);
@@ -95,7 +135,7 @@ const vsigmoid: VecOp = (f, x) => {
   c.get(e).get(s).simd(Simd.f32x4Mul).get(x).v128Zero().simd(Simd.f32x4Ge).simd(Simd.v128Bitselect);
 };
 
-const vtanh: VecOp = (f, x) => {
+export const vtanh: VecOp = (f, x) => {
   const c = f.c, a = f.local(T.v128), a2 = f.local(T.v128), t = f.local(T.v128), e = f.local(T.v128), r = f.local(T.v128);
   c.get(x).simd(Simd.f32x4Abs).tee(a).get(a).simd(Simd.f32x4Mul).set(a2);
   c.get(a); f.k('minusTwo'); c.simd(Simd.f32x4Mul).set(t);
@@ -148,5 +188,6 @@ const timesSigmoid = (u: (f: Fn, x: number) => void): VecOp => (f, x) => {
 const vsilu = timesSigmoid((f, x) => f.c.get(x));
 const vgeluTanh = timesSigmoid((f, x) => { f.k('geluK2'); f.c.get(x).get(x).simd(Simd.f32x4Mul).simd(Simd.f32x4Mul); f.k('geluK1'); f.c.simd(Simd.f32x4Add).get(x).simd(Simd.f32x4Mul); });
 
+/** The elementwise functions math-module.ts exports, by name. */
 export const UNARY = { exp: vexp, sigmoid: vsigmoid, tanh: vtanh, erf: verf, gelu: vgelu, geluTanh: vgeluTanh, silu: vsilu };
 export type Unary = keyof typeof UNARY;

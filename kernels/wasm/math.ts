@@ -4,7 +4,7 @@
 // having done nothing, when it does not apply (no SIMD, kernels switched off, not float32, too
 // small to pay for the call), and the caller runs its TypeScript kernel.
 import type { Row1 } from '../cpu/elementwise.js';
-import { AT, constTable, mathModule, PAGES, STAGE, type Unary } from './math-module.js';
+import { AT, mathModule, PAGES, STAGE, type Unary } from './math-module.js';
 import { hasSimd, wasmKernels } from './simd.js';
 
 export type { Unary } from './math-module.js';
@@ -15,7 +15,7 @@ type Exports = Record<'rowMax' | 'expSum' | 'expSumStore' | 'rowSum' | 'sumSqDev
 // Byte addresses of the areas.
 const DATA = AT.data * 4, STATS = AT.stats * 4, SCALE = AT.scale * 4, BIAS = AT.bias * 4;
 
-/** One instance over its own fixed memory: the constants table, statistics, scale and bias rows, and the data stage. */
+/** One instance over its own fixed memory: statistics, scale and bias rows, and the data stage. */
 class WasmMath {
   private readonly heap: Float32Array;
   private readonly fn: Exports;
@@ -25,7 +25,6 @@ class WasmMath {
     const { exports } = new WebAssembly.Instance(new WebAssembly.Module(mathModule()), { env: { memory } });
     this.fn = exports as unknown as Exports;
     this.heap = new Float32Array(memory.buffer);
-    this.heap.set(constTable(), AT.consts);
   }
 
   unary(kind: Unary, x: Float32Array, out: Float32Array, n: number): void {
