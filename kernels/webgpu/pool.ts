@@ -4,7 +4,7 @@
 import type { DType } from '../../engine/dtype.js';
 import type { GpuArray, Program } from './runner.js';
 import { FLOAT_HELPERS } from './reduce.js';
-import { declare, entry, f32u, load, store, u32s } from './wgsl.js';
+import { computeType, declare, entry, f32u, intRange, load, store, u32s } from './wgsl.js';
 
 const WG = 64;
 
@@ -14,12 +14,14 @@ export interface PoolGeom { inS: number[]; out: number[]; k: number[]; s: number
 export type PoolHow = { kind: 'max'; indices: boolean; colMajor: boolean } | { kind: 'avg'; countPad: boolean } | { kind: 'lp'; p: number };
 
 /** Accumulator declarations, the per-tap update (tap value `v` at in-plane offset `off`) and the result `y`. */
-function kindCode(how: PoolHow): { init: string; tap: string; y: string } {
+function kindCode(how: PoolHow, d: DType): { init: string; tap: string; y: string } {
   switch (how.kind) {
     case 'max': {
       // Column-major indices (storage_order=1) renumber the plane as d + D * (h + H * w).
       const at = how.colMajor ? 'i32(id + u_ins(0u) * (ih + u_ins(1u) * iw))' : 'i32(off)';
-      return { init: 'var best = inf_(true); var at = -1i;', tap: `if (v > best || at < 0) { best = v; at = ${at}; }`, y: 'best' };
+      // Integers (MaxPool takes int8 and uint8) start from their type's minimum, floats from -infinity.
+      const lo = intRange(d)?.[0], t = computeType(d);
+      return { init: `var best = ${lo === undefined ? 'inf_(true)' : `${t}(${lo})`}; var at = -1i;`, tap: `if (v > best || at < 0) { best = v; at = ${at}; }`, y: 'best' };
     }
     case 'avg': return {
       init: 'var acc = 0.0; var cnt = 0u;', tap: 'acc += v; cnt++;',
@@ -31,7 +33,7 @@ function kindCode(how: PoolHow): { init: string; tap: string; y: string } {
 
 /** Pooling of x (N x C x spatial, contiguous planes) into `outShape`, plus int64 indices for max with `indices`. */
 export function poolProgram(x: GpuArray, outShape: readonly number[], g: PoolGeom, how: PoolHow): Program {
-  const total = outShape.reduce((a, b) => a * b, 1), d = x.dtype, c = kindCode(how);
+  const total = outShape.reduce((a, b) => a * b, 1), d = x.dtype, c = kindCode(how, d);
   const withIdx = how.kind === 'max' && how.indices;
   const uniforms = [
     u32s('total', total), u32s('ins', g.inS), u32s('outs', g.out), u32s('k', g.k), u32s('st', g.s), u32s('dl', g.d), u32s('pb', g.p), u32s('pe', g.pe),
@@ -70,5 +72,17 @@ export function poolProgram(x: GpuArray, outShape: readonly number[], g: PoolGeo
     outputs: outputs.map(([, dt]) => ({ dtype: dt, shape: outShape })),
     uniforms,
     workgroups: Math.ceil(total / WG),
+  };
+}
+
+/** MaxUnpool as a gather: out[i] = x[src[i]] where src (int32, from the host's scan of the indices) names the
+ *  last element of x written to i, or -1 for the zeros. */
+export function unpoolProgram(x: GpuArray, src: GpuArray, outShape: readonly number[]): Program {
+  const total = outShape.reduce((a, b) => a * b, 1), d = x.dtype, uniforms = [u32s('total', total)];
+  return {
+    name: 'MaxUnpool', key: `unpool|${d}`,
+    shader: () => `${declare({ inputs: [['x', d], ['src', 'int32']], outputs: [['out', d]], uniforms })}
+${entry(WG, 'u_total()', `  let s = src[gi];\n  if (s >= 0) { out[gi] = x[u32(s)]; } else { out[gi] = ${store(d, '0.0')}; }`)}`,
+    inputs: [x, src], outputs: [{ dtype: d, shape: outShape }], uniforms, workgroups: Math.ceil(total / WG),
   };
 }

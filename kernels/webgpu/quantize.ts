@@ -26,7 +26,7 @@ const PARAM_INDEX = `fn param_(i: u32) -> u32 {
 const isNan = (v: string) => `((bitcast<u32>(${v}) & 0x7fffffffu) > 0x7f800000u)`;
 
 /** round-half-even(q) + z clamped to dtype d's range, NaN to the low end (the CPU's intStore), as d's compute type. */
-function intStoreWgsl(d: DType, q: string, z: string): string {
+export function intStoreWgsl(d: DType, q: string, z: string): string {
   const [lo, hi] = intRange(d)!, t = computeType(d);
   return `${t}(select(clamp(round(${q}) + ${z}, ${lo}.0, ${hi}.0), ${lo}.0, ${isNan(q)}))`;
 }

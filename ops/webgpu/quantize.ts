@@ -94,7 +94,7 @@ registerGpu({
 const I8: ReadonlySet<DType | undefined> = new Set<DType | undefined>(['int8', 'uint8']);
 
 /** dot4I8Packed where the adapter's WGSL has it; LASTMILE_NO_DOT4=1 forces the scalar kernel (tests). */
-function packedDot(ctx: GpuCtx): boolean {
+export function packedDot(ctx: GpuCtx): boolean {
   if (typeof process !== 'undefined' && process.env?.LASTMILE_NO_DOT4 === '1') return false;
   return ctx.gpu.ctx.gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
 }

@@ -6,7 +6,9 @@ import { cumprod } from '../../kernels/webgpu/scan.js';
 import { fail, gpuAt, registerGpu } from '../registry.js';
 import { normAxis } from '../shape.js';
 
-const SCAN_DTYPES = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32']);
+// Narrow integers multiply in their 32-bit lane, wrapping like Math.imul; the store keeps their low bits,
+// which is what the CPU's typed-array store of the imul product keeps.
+const SCAN_DTYPES = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32', 'int8', 'uint8', 'int16', 'uint16']);
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 registerGpu({
