@@ -264,4 +264,28 @@ describe.runIf(canThread)('process lifetime', () => {
     expect(JSON.parse(out)).toEqual({ ready: 1, v: 256 });
     expect(performance.now() - t0).toBeLessThan(20_000);
   });
+
+  it('a product run before the worker API has loaded does not keep threads off for good', async () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+    // The first product runs synchronously at import time, before threadsInit resolves: it runs on this
+    // thread alone, and workers must still start later (a benchmark once measured 2 threads as 1 this way).
+    const script = `
+      import { wasmGemm } from ${JSON.stringify(join(root, 'dist/kernels/wasm/gemm.js'))};
+      import { withThreads } from ${JSON.stringify(join(root, 'dist/kernels/wasm/threads.js'))};
+      const n = 128, a = new Float32Array(n * n).fill(1), c = new Float32Array(n * n);
+      const m = { data: a, off: 0, rs: n, cs: 1 };
+      withThreads(2, () => wasmGemm().run(n, n, n, m, m, c, 0, n));
+      const ready = await wasmGemm().startThreads(2);
+      console.log(JSON.stringify({ ready, v: c[0] }));
+      process.exit(0);
+    `;
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (d) => { text += d; });
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('the child did not exit within 20 s')); }, 20_000);
+      child.on('close', () => { clearTimeout(timer); resolve(text); });
+    });
+    expect(JSON.parse(out)).toEqual({ ready: 1, v: 128 });
+  });
 });

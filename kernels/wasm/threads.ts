@@ -94,6 +94,8 @@ export class Pool {
 
   /** Starts workers up to n - 1 (never waits for them); false if none can be started here. */
   private grow(n: number): boolean {
+    // Before threadsInit has loaded Node's worker API there is nothing to start with: not a failure.
+    if (!threadsSupported()) return this.workers.length > 0;
     while (!this.broken && this.workers.length < n - 1) {
       const id = this.workers.length + 1, data = { module: this.module, memory: this.memory, ctrl: this.ctrl, id };
       try {
@@ -122,6 +124,7 @@ export class Pool {
 
   /** Resolves when n - 1 workers are ready (or after timeoutMs): for tests and benchmarks that want threads from the first call. */
   async ready(n: number, timeoutMs = 5000): Promise<number> {
+    await threadsInit;
     this.grow(n);
     const end = performance.now() + timeoutMs;
     while (this.readyCount(n) < n - 1 && performance.now() < end) await new Promise((r) => setTimeout(r, 2));
