@@ -55,29 +55,6 @@ describe.runIf(canThread)('Pool', () => {
     expect([...words.subarray(job / 4, job / 4 + 10)]).toEqual(Array(10).fill(1));
   });
 
-  it('a worker takes part in a job whether it is still spinning from the last one or asleep in Atomics.wait', async () => {
-    const memory = sharedMem(), module = new WebAssembly.Module(tagModule()), words = new Int32Array(memory.buffer), job = CTRL_BYTES;
-    const tag = new WebAssembly.Instance(module, { env: { memory } }).exports.task as (j: number, c: number, i: number) => void;
-    // The caller's chunk holds on until the other chunk has been tagged, so a worker that never woke would
-    // leave the caller to tag both (after 2 s).
-    const own = (j: number, c: number, i: number) => {
-      tag(j, c, i);
-      const end = performance.now() + 2000;
-      while (Atomics.load(words, j / 4 + 1 - c) === 0 && performance.now() < end);
-    };
-    const pool = new Pool(module, memory, 0, own);
-    expect(await pool.ready(2)).toBe(1);
-    for (const pauseMs of [50, 0, 0, 50, 0]) {
-      if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs)); // well past the spin: the worker sleeps
-      words.fill(0, job / 4, job / 4 + 2);
-      expect(pool.run(job, 2, 2)).toBe(true);
-      // Each chunk ran once (tag 1: the caller, 2: the worker), and the worker ran at least one.
-      const tags = [...words.subarray(job / 4, job / 4 + 2)];
-      expect(tags.every((t) => t === 1 || t === 2) && tags.includes(2), `after ${pauseMs} ms: ${tags}`).toBe(true);
-    }
-    pool.close();
-  });
-
   it('a worker that cannot start leaves the work to the caller', async () => {
     // A module that imports an unshared memory cannot link against the shared one: every worker fails to start.
     const bad = new WebAssembly.Module(buildModule([{ name: 'task', params: [T.i32, T.i32, T.i32], results: [], locals: [], body: new Code() }]));

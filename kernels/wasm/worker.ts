@@ -14,8 +14,6 @@
 export const CTRL = { GEN: 0, PENDING: 1, NEXT: 2, COUNT: 3, JOB: 4, FAILED: 5, READY: 16, JOINED: 80 } as const;
 /** Control block size in bytes: room for 64 threads' READY and JOINED words. */
 export const CTRL_BYTES = 4 * (CTRL.JOINED + 64);
-/** How long an idle worker spins on GEN before it blocks in Atomics.wait. */
-export const SPIN_MS = 1;
 
 export const WORKER_SOURCE = `
 'use strict';
@@ -27,13 +25,7 @@ function serve(d) {
   let seen = Atomics.load(v, C.GEN);
   Atomics.store(v, C.READY + d.id, 1);
   for (;;) {
-    // Spin briefly before sleeping: waking from Atomics.wait takes tens of microseconds or more, long
-    // enough for the caller to finish a medium job alone and withdraw this worker. Jobs tend to come in
-    // runs (one per MatMul of a model), so the next one usually lands within the spin.
-    const until = performance.now() + ${SPIN_MS};
-    for (let i = 1; Atomics.load(v, C.GEN) === seen; i++) {
-      if ((i & 255) === 0 && performance.now() > until) { Atomics.wait(v, C.GEN, seen); break; }
-    }
+    Atomics.wait(v, C.GEN, seen);
     seen = Atomics.load(v, C.GEN);
     if (seen === -1) return;
     // Accept the job, unless the caller withdrew this worker (it finished every chunk before we woke).
