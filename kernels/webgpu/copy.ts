@@ -169,47 +169,56 @@ export type ScanVariant = 'serial' | 'workgroup';
 export const pickScan = (software: boolean, s: ScanSpec): ScanVariant =>
   (!software && s.n >= 1024 && s.outer * s.inner <= 4096 ? 'workgroup' : 'serial');
 
+/** A scan's combining operator in WGSL and its identity, in the compute type. */
+const FOLDS = { CumSum: { op: '+', id: '0' }, CumProd: { op: '*', id: '1' } } as const;
+type Fold = keyof typeof FOLDS;
+
 /** CumSum over the middle dim of [outer, n, inner], accumulating in the compute type (f32 for float16,
  *  wrapping for integers). */
-export function cumsum(x: GpuArray, s: ScanSpec, variant: ScanVariant): Program {
-  const lanes = s.outer * s.inner, t = computeType(x.dtype), wg = variant === 'workgroup';
+export const cumsum = (x: GpuArray, s: ScanSpec, variant: ScanVariant): Program => axisScan('CumSum', x, s, variant);
+/** CumProd likewise: 32-bit integer products wrap, as Math.imul does on the CPU. */
+export const cumprod = (x: GpuArray, s: ScanSpec, variant: ScanVariant): Program => axisScan('CumProd', x, s, variant);
+
+function axisScan(fold: Fold, x: GpuArray, s: ScanSpec, variant: ScanVariant): Program {
+  const lanes = s.outer * s.inner, t = computeType(x.dtype), wg = variant === 'workgroup', { op, id } = FOLDS[fold];
   const uniforms = [u32s('lanes', lanes), u32s('n', s.n), u32s('inner', s.inner)];
+  // Exclusive scans write the running value before taking the element in.
   const step = (acc: string) => (s.exclusive
-    ? `out[p] = ${store(x.dtype, acc)}; ${acc} += ${load(x.dtype, 'x[p]')};`
-    : `${acc} += ${load(x.dtype, 'x[p]')}; out[p] = ${store(x.dtype, acc)};`);
+    ? `out[p] = ${store(x.dtype, acc)}; ${acc} ${op}= ${load(x.dtype, 'x[p]')};`
+    : `${acc} ${op}= ${load(x.dtype, 'x[p]')}; out[p] = ${store(x.dtype, acc)};`);
   const fns = `${declare({ inputs: [['x', x.dtype]], outputs: [['out', x.dtype]], uniforms })}
 fn pos(lane: u32, j: u32) -> u32 {
   let n = u_n(); let inner = u_inner();
   return (lane / inner) * n * inner + lane % inner + ${s.reverse ? '(n - 1u - j)' : 'j'} * inner;
 }`;
   return {
-    name: `CumSum(${variant})`, key: `copy.cumsum|${variant}|${x.dtype}|${s.exclusive}|${s.reverse}`,
-    shader: () => `${fns}\n${wg ? scanWorkgroup(t, load(x.dtype, 'x[pos(lane, j)]'), step) : entry(64, 'u_lanes()', `  var acc = ${t}(0);\n  for (var j = 0u; j < u_n(); j++) { let p = pos(gi, j); ${step('acc')} }`)}`,
+    name: `${fold}(${variant})`, key: `copy.${fold}|${variant}|${x.dtype}|${s.exclusive}|${s.reverse}`,
+    shader: () => `${fns}\n${wg ? scanWorkgroup(t, op, id, load(x.dtype, 'x[pos(lane, j)]'), step) : entry(64, 'u_lanes()', `  var acc = ${t}(${id});\n  for (var j = 0u; j < u_n(); j++) { let p = pos(gi, j); ${step('acc')} }`)}`,
     inputs: [x], outputs: [{ dtype: x.dtype, shape: x.shape }], uniforms, workgroups: wg ? lanes : Math.ceil(lanes / 64),
   };
 }
 
-/** One workgroup per lane: each invocation sums a contiguous chunk, the chunk sums are scanned in shared
- *  memory (Hillis-Steele), then each invocation rescans its chunk from its prefix. */
-function scanWorkgroup(t: string, ld: string, step: (acc: string) => string): string {
+/** One workgroup per lane: each invocation folds a contiguous chunk, the chunk values are scanned in
+ *  shared memory (Hillis-Steele), then each invocation rescans its chunk from its prefix. */
+function scanWorkgroup(t: string, op: string, id: string, ld: string, step: (acc: string) => string): string {
   return `var<workgroup> part: array<${t}, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) i: u32) {
   let lane = wg.x + wg.y * nwg.x;
   if (lane >= u_lanes()) { return; } // uniform per workgroup: the barriers stay in uniform control flow
   let c = (u_n() + ${WG - 1}u) / ${WG}u; let j0 = min(i * c, u_n()); let j1 = min(j0 + c, u_n());
-  var sum = ${t}(0);
-  for (var j = j0; j < j1; j++) { sum += ${ld}; }
-  part[i] = sum;
+  var part0 = ${t}(${id});
+  for (var j = j0; j < j1; j++) { part0 ${op}= ${ld}; }
+  part[i] = part0;
   for (var o = 1u; o < ${WG}u; o <<= 1u) {
     workgroupBarrier();
-    var v = ${t}(0);
+    var v = ${t}(${id});
     if (i >= o) { v = part[i - o]; }
     workgroupBarrier();
-    part[i] += v;
+    part[i] ${op}= v;
   }
   workgroupBarrier();
-  var acc = ${t}(0);
+  var acc = ${t}(${id});
   if (i > 0u) { acc = part[i - 1u]; }
   for (var j = j0; j < j1; j++) { let p = pos(lane, j); ${step('acc')} }
 }`;

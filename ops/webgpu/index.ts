@@ -14,7 +14,6 @@ import './resize.js';
 import './sort.js';
 import './recurrent.js';
 import './attention.js';
-import './scan.js';
 import './einsum.js';
 import './fused.js';
 import './image.js';

@@ -1,14 +1,14 @@
 // GPU lowerings of data movement: Transpose, Concat, Split, Slice, Expand, Tile, Pad, CenterCropPad,
-// DepthToSpace, SpaceToDepth, Trilu and CumSum. Shapes, axes, pads and sizes are CPU inputs; the ONNX rules
+// DepthToSpace, SpaceToDepth, Trilu, CumSum and CumProd. Shapes, axes, pads and sizes are CPU inputs; the ONNX rules
 // for them mirror ops/movement.ts, which defines the semantics.
 import type { DType } from '../../engine/dtype.js';
 import { NdArray } from '../../engine/tensor.js';
 import { broadcastShapes, broadcastStrides, stridesOf } from '../../kernels/cpu/broadcast.js';
-import { blockCopy, cumsum, pad, pickScan, stridedCopy, tileCopy, trilu, type PadMode } from '../../kernels/webgpu/copy.js';
+import { blockCopy, cumprod, cumsum, pad, pickScan, stridedCopy, tileCopy, trilu, type PadMode } from '../../kernels/webgpu/copy.js';
 import type { GpuArray, GpuRunner } from '../../kernels/webgpu/runner.js';
 import { reducePerm, transpose } from '../../kernels/webgpu/transpose.js';
 import { fullPads, permOf, sliceBounds, splitSizes, type SliceSpec } from '../movement.js';
-import { fail, gpuAt, registerGpu, type GpuCtx } from '../registry.js';
+import { fail, gpuAt, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
 import { normAxes, normAxis } from '../shape.js';
 
 type Ins = (GpuArray | NdArray | undefined)[];
@@ -221,9 +221,22 @@ registerGpu(
   },
 );
 
-// ---- Trilu / CumSum ------------------------------------------------------------------------------
+// ---- Trilu / CumSum / CumProd ---------------------------------------------------------------------
 
-const SCAN_DTYPES = new Set<DType | undefined>(['float32', 'float16', 'int32', 'uint32', 'int8', 'uint8', 'int16', 'uint16', 'int4', 'uint4', 'int2', 'uint2']);
+const SCAN_DTYPES: DType[] = ['float32', 'float16', 'int32', 'uint32', 'int8', 'uint8', 'int16', 'uint16'];
+
+/** CumSum and CumProd: the axis is a CPU input, the scan one program of kernels/webgpu/copy.ts. */
+function axisScanOp(op: string, since: number, dtypes: ReadonlySet<DType | undefined>, program: typeof cumsum): GpuOpDef {
+  return {
+    op, since, cpuInputs: [1],
+    reject: (d) => (dtypes.has(d[0]) ? undefined : `dtype ${d[0]} not supported by this GPU kernel`),
+    run: (ins, a: { exclusive: boolean; reverse: boolean }, ctx) => {
+      const x = gpuAt(ins, 0, ctx), ax = normAxis(scalarAt(ins, 1, ctx, 'axis') ?? fail(ctx, "input 1 ('axis') is required but missing"), x.shape.length, ctx);
+      const spec = { outer: prod(x.shape.slice(0, ax)), n: x.shape[ax], inner: prod(x.shape.slice(ax + 1)), ...a };
+      return ctx.gpu.run(program(x, spec, pickScan(ctx.gpu.ctx.software, spec)));
+    },
+  };
+}
 
 registerGpu(
   {
@@ -234,13 +247,9 @@ registerGpu(
       return ctx.gpu.run(trilu(x, scalarAt(ins, 1, ctx, 'k') ?? 0, a.upper));
     },
   },
-  {
-    op: 'CumSum', since: 11, cpuInputs: [1],
-    reject: (d) => (SCAN_DTYPES.has(d[0]) ? undefined : `dtype ${d[0]} not supported by this GPU kernel`),
-    run: (ins, a: { exclusive: boolean; reverse: boolean }, ctx) => {
-      const x = gpuAt(ins, 0, ctx), ax = normAxis(scalarAt(ins, 1, ctx, 'axis') ?? fail(ctx, "input 1 ('axis') is required but missing"), x.shape.length, ctx);
-      const spec = { outer: prod(x.shape.slice(0, ax)), n: x.shape[ax], inner: prod(x.shape.slice(ax + 1)), ...a };
-      return ctx.gpu.run(cumsum(x, spec, pickScan(ctx.gpu.ctx.software, spec)));
-    },
-  },
+  // Sub-byte ints add in their lane and keep the low bits as the CPU does; their products are left to the CPU.
+  axisScanOp('CumSum', 11, new Set([...SCAN_DTYPES, 'int4', 'uint4', 'int2', 'uint2']), cumsum),
+  // Narrow integers multiply in their 32-bit lane, wrapping like Math.imul; the store keeps their low bits,
+  // which is what the CPU's typed-array store of the imul product keeps.
+  axisScanOp('CumProd', 26, new Set(SCAN_DTYPES), cumprod),
 );

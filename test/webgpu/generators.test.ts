@@ -6,7 +6,7 @@ import { NdArray } from '../../engine/tensor.js';
 import { scan } from '../../kernels/cpu/sort.js';
 import { acquireGpu, releaseGpu, type GpuContext } from '../../kernels/webgpu/device.js';
 import { GpuRunner } from '../../kernels/webgpu/runner.js';
-import { cumprod } from '../../kernels/webgpu/scan.js';
+import { cumprod } from '../../kernels/webgpu/copy.js';
 import { GraphBuilder, type AttrInput } from '../../loaders/builder.js';
 import { randomF32, rng } from '../helpers/oracle.js';
 import { describeGpu, expectGpuMatchesCpu } from '../helpers/gpu.js';
