@@ -8,7 +8,7 @@
 // Each step happens in place on the product's fresh output; narrow floats are rounded between steps
 // as the unfused nodes would have rounded them, so results match the original graph.
 import { NARROW_FLOATS } from '../engine/dtype.js';
-import type { TypeInfo } from '../engine/graph.js';
+import type { Node, TypeInfo } from '../engine/graph.js';
 import { INTERNAL } from '../engine/passes/view.js';
 import { NdArray, sizeOf } from '../engine/tensor.js';
 import { broadcastShapes, binaryBroadcast, stridesOf } from '../kernels/cpu/broadcast.js';
@@ -102,7 +102,7 @@ register({
 interface MatMulAttrs { permA?: number[]; permB?: number[]; act?: Row }
 
 /** An operand as the product sees it: logical shape and the element strides of each logical dim. */
-interface Operand { shape: number[]; strides: number[] }
+export interface Operand { shape: number[]; strides: number[] }
 
 function operand(t: NdArray, perm: number[] | undefined, which: string, ctx: RunCtx): Operand {
   const strides = stridesOf(t.shape);
@@ -124,20 +124,28 @@ function batchOffsets(shape: number[], strides: number[], batch: number[]): numb
   return offs;
 }
 
-/** numpy.matmul of the (possibly permuted) operands, through the float GEMM with strided views. */
-function stridedMatMul(a: NdArray, b: NdArray, at: MatMulAttrs, ctx: RunCtx): NdArray {
-  if (a.dtype !== b.dtype) fail(ctx, `input 1 (B) should have dtype ${a.dtype} like input 0 (A), got ${b.dtype}`);
-  if (a.dtype !== 'float32' && a.dtype !== 'float64' && !NARROW_FLOATS.has(a.dtype)) fail(ctx, `expected a float dtype, got ${a.dtype}`);
-  const A = operand(a, at.permA, 'permA', ctx), B = operand(b, at.permB, 'permB', ctx);
+/** numpy.matmul's layout of two strided operands: each as a matrix stack, the dims, the broadcast batch and the output shape. */
+export interface MatMulLayout { a2: Operand; b2: Operand; m: number; k: number; n: number; aBatch: number[]; bBatch: number[]; batch: number[]; out: number[] }
+
+/** numpy rules, shared by the CPU and GPU lowerings: a 1-D A is a row vector and a 1-D B a column vector; the added dim is dropped. */
+export function matmulLayout(A: Operand, B: Operand, ctx: { node: Node }): MatMulLayout {
   if (!A.shape.length || !B.shape.length) fail(ctx, `inputs should have rank >= 1, got [${A.shape}] and [${B.shape}]`);
-  // numpy rules: a 1-D A is a row vector and a 1-D B a column vector; the added dim is dropped.
   const a2 = A.shape.length === 1 ? { shape: [1, ...A.shape], strides: [0, ...A.strides] } : A;
   const b2 = B.shape.length === 1 ? { shape: [...B.shape, 1], strides: [...B.strides, 0] } : B;
   const [m, k] = a2.shape.slice(-2), [kb, n] = b2.shape.slice(-2);
   if (k !== kb) fail(ctx, `input 1 (B) should have ${k} rows to match input 0 (A) [${A.shape}], got [${B.shape}]`);
   const aBatch = a2.shape.slice(0, -2), bBatch = b2.shape.slice(0, -2);
   const batch = broadcastShapes(aBatch, bBatch) ?? fail(ctx, `batch dims of [${A.shape}] and [${B.shape}] do not broadcast`);
-  const y = NdArray.zeros(a.dtype, [...batch, ...(A.shape.length === 1 ? [] : [m]), ...(B.shape.length === 1 ? [] : [n])]);
+  const out = [...batch, ...(A.shape.length === 1 ? [] : [m]), ...(B.shape.length === 1 ? [] : [n])];
+  return { a2, b2, m, k, n, aBatch, bBatch, batch, out };
+}
+
+/** numpy.matmul of the (possibly permuted) operands, through the float GEMM with strided views. */
+function stridedMatMul(a: NdArray, b: NdArray, at: MatMulAttrs, ctx: RunCtx): NdArray {
+  if (a.dtype !== b.dtype) fail(ctx, `input 1 (B) should have dtype ${a.dtype} like input 0 (A), got ${b.dtype}`);
+  if (a.dtype !== 'float32' && a.dtype !== 'float64' && !NARROW_FLOATS.has(a.dtype)) fail(ctx, `expected a float dtype, got ${a.dtype}`);
+  const { a2, b2, m, k, n, aBatch, bBatch, batch, out } = matmulLayout(operand(a, at.permA, 'permA', ctx), operand(b, at.permB, 'permB', ctx), ctx);
+  const y = NdArray.zeros(a.dtype, out);
   const [ars, acs] = a2.strides.slice(-2), [brs, bcs] = b2.strides.slice(-2);
   const bView = (off: number): Mat => ({ data: b.data as Float32Array, off, rs: brs, cs: bcs });
   if (sizeOf(bBatch) === 1 && !at.permA) {

@@ -9,6 +9,7 @@ import { elementwiseEpilogue, type Activation } from '../../kernels/webgpu/activ
 import { matmulProgram, type Epilogue, type MatmulSpec } from '../../kernels/webgpu/matmul.js';
 import type { GpuArray, Program } from '../../kernels/webgpu/runner.js';
 import { broadcastStrides } from '../../kernels/webgpu/wgsl.js';
+import { matmulLayout } from '../fused.js';
 import { fail, gpuAt, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
 
 // int32/uint32 products wrap as the CPU's Math.imul GEMM does; int64 needs 64-bit products and stays on the CPU.
@@ -36,15 +37,7 @@ interface Addend { x: GpuArray; batch: number[]; row: number; col: number }
 /** numpy.matmul of two strided views, laid out for the GPU GEMM, with the addend `z` (if any) in the epilogue. */
 export function stridedMatMul(A: StridedView, B: StridedView, ctx: GpuCtx, z?: GpuArray, activation?: Activation): GpuArray {
   if (A.x.dtype !== B.x.dtype) fail(ctx, `input 1 (B) should have dtype ${A.x.dtype} like input 0 (A), got ${B.x.dtype}`);
-  if (!A.shape.length || !B.shape.length) fail(ctx, `inputs should have rank >= 1, got [${A.shape}] and [${B.shape}]`);
-  // numpy rules: a 1-D A is a row vector and a 1-D B a column vector; the added dim is dropped.
-  const a2 = A.shape.length === 1 ? { shape: [1, ...A.shape], strides: [0, ...A.strides] } : A;
-  const b2 = B.shape.length === 1 ? { shape: [...B.shape, 1], strides: [...B.strides, 0] } : B;
-  const [m, k] = a2.shape.slice(-2), [kb, n] = b2.shape.slice(-2);
-  if (k !== kb) fail(ctx, `input 1 (B) should have ${k} rows to match input 0 (A) [${A.shape}], got [${B.shape}]`);
-  const aBatch = a2.shape.slice(0, -2), bBatch = b2.shape.slice(0, -2);
-  const batch = broadcastShapes(aBatch, bBatch) ?? fail(ctx, `batch dims of [${A.shape}] and [${B.shape}] do not broadcast`);
-  const out = [...batch, ...(A.shape.length === 1 ? [] : [m]), ...(B.shape.length === 1 ? [] : [n])];
+  const { a2, b2, m, k, n, batch, out } = matmulLayout(A, B, ctx);
   if (z && z.dtype !== A.x.dtype) fail(ctx, `input 2 (the addend) should have dtype ${A.x.dtype}, got ${z.dtype}`);
   const fits = z && sameShape(broadcastShapes(out, z.shape), out);
   const add = fits ? addendOf(z, out, batch.length, A.shape.length === 1, B.shape.length === 1) : undefined;
