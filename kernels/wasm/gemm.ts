@@ -14,7 +14,7 @@
 import type { Mat } from '../cpu/gemm.js';
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
 import { BlockHeap } from './heap.js';
-import { hasRelaxedSimd, hasSimd, wasmKernels } from './simd.js';
+import { growTo, hasRelaxedSimd, hasSimd, MAX_FLOATS, wasmKernels } from './simd.js';
 import { CTRL_BYTES, Pool, threads } from './threads.js';
 
 export interface KernelShape { mr: number; nr: number; fma: boolean }
@@ -212,8 +212,6 @@ type Kernel = (mc: number, nc: number, kc: number, pa: number, pb: number, pc: n
 type Pack = (src: number, ls: number, es: number, count: number, depth: number, dst: number) => void;
 type Task = (job: number, chunk: number, id: number) => void;
 
-// Byte addresses are i32, so the heap stays under 2 GiB of floats; bigger products stay in TypeScript.
-const MAX_FLOATS = 1 << 29;
 const MAX_PAGES = (MAX_FLOATS * 4) / 65536;
 // Heap layout in bytes: the threads' control block, then the job, then (from one page up) the prepacked panels, then scratch.
 const JOB_AT = Math.ceil(CTRL_BYTES / 64) * 64, PANELS_AT = 65536;
@@ -299,15 +297,7 @@ export class WasmGemm {
 
   /** Grows memory to at least `floats` elements (false if it cannot); views over the grown buffer are remade. */
   private reserve(floats: number): boolean {
-    const pages = Math.ceil((floats * 4) / 65536) - this.memory.buffer.byteLength / 65536;
-    if (pages > 0) {
-      if (floats > MAX_FLOATS) return false;
-      try {
-        this.memory.grow(pages);
-      } catch {
-        return false;
-      }
-    }
+    if (!growTo(this.memory, floats)) return false;
     // Shared memory grows in place without detaching, but old views keep their old length.
     if (this.heap.length * 4 !== this.memory.buffer.byteLength) {
       this.heap = new Float32Array(this.memory.buffer);

@@ -7,6 +7,7 @@
 import type { Cell, Outputs } from '../cpu/rnn.js';
 import { gateWidth, NB, packedSize, roundUp } from './gemv.js';
 import { rnnModule, type RnnExports } from './rnn.js';
+import { growTo } from './simd.js';
 
 // Packed weights that stay resident between calls, in floats (32 MB); past this the cache starts over.
 let residentMax = 1 << 23;
@@ -20,9 +21,6 @@ export function setResidentLimit(floats: number): number {
 // The input projection runs on the gemv kernel rather than gemm: per row it does the same multiplies and
 // adds as gemm's micro-kernel (the loop is bound by them either way, measured), and it reuses the packed W
 // of an initializer, where gemm would copy and pack W again on every call.
-// Byte addresses are i32.
-const MAX_FLOATS = 1 << 29;
-
 /** A matrix to pack for gemv (see packFunc): `gates` blocks of `hidden` rows of k floats in `src`. A `key`
  *  (a tensor object that is the same on every run) keeps the packed copy resident, under `id`. */
 interface Weights { key?: object; id: string; src: Float32Array; k: number; hidden: number; gates: number }
@@ -44,15 +42,8 @@ class RnnMemory {
 
   /** Grows memory to `floats` elements (false if it cannot); the heap view is remade when it grows. */
   reserve(floats: number): boolean {
-    const pages = Math.ceil((floats * 4) / 65536) - this.memory.buffer.byteLength / 65536;
-    if (pages <= 0) return true;
-    if (floats > MAX_FLOATS) return false;
-    try {
-      this.memory.grow(pages);
-    } catch {
-      return false;
-    }
-    this.heap = new Float32Array(this.memory.buffer);
+    if (!growTo(this.memory, floats)) return false;
+    if (this.heap.buffer !== this.memory.buffer) this.heap = new Float32Array(this.memory.buffer);
     return true;
   }
 

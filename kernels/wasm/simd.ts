@@ -31,3 +31,22 @@ export function setWasmKernels(on: boolean): boolean {
 }
 
 export const wasmKernels = (): boolean => enabled;
+
+// Byte addresses are i32, so a kernel heap stays under 2 GiB of floats; bigger work stays in TypeScript.
+export const MAX_FLOATS = 1 << 29;
+
+/**
+ * Grows `memory` to hold at least `floats` float32 values; false (memory unchanged) when it cannot. The
+ * caller remakes its views afterwards: growth detaches an unshared buffer.
+ */
+export function growTo(memory: WebAssembly.Memory, floats: number): boolean {
+  const pages = Math.ceil((floats * 4) / 65536) - memory.buffer.byteLength / 65536;
+  if (pages <= 0) return true;
+  if (floats > MAX_FLOATS) return false;
+  try {
+    memory.grow(pages);
+    return true;
+  } catch {
+    return false;
+  }
+}

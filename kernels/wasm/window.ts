@@ -4,6 +4,7 @@
 // geometry. After prep every tap of a window is a contiguous run along the output width, so the kernels
 // are plain vector loops with no bounds checks: the padding is real memory holding the pad value.
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
+import { growTo } from './simd.js';
 
 /** A 2-D window over one plane: input, output, kernel, stride, dilation and leading pads (H then W). */
 export interface Win2 { H: number; W: number; OH: number; OW: number; KH: number; KW: number; sh: number; sw: number; dh: number; dw: number; ph: number; pw: number }
@@ -27,9 +28,6 @@ export function layout(v: Win2): Layout {
 // regions keep this many floats of slack after them.
 export const SLACK = 16;
 
-// Byte addresses are i32: the arena stays under 2 GiB; larger layers use the TypeScript kernels.
-const MAX_FLOATS = 1 << 29;
-
 /** The memory every module here imports, with a Float32Array view kept current across growth. */
 export class Arena {
   readonly memory = new WebAssembly.Memory({ initial: 1 });
@@ -37,15 +35,8 @@ export class Arena {
 
   /** Grows to hold at least `floats` floats; false when it cannot (the caller falls back to TypeScript). */
   reserve(floats: number): boolean {
-    const pages = Math.ceil((floats * 4) / 65536) - this.memory.buffer.byteLength / 65536;
-    if (pages <= 0) return true;
-    if (floats > MAX_FLOATS) return false;
-    try {
-      this.memory.grow(pages);
-    } catch {
-      return false;
-    }
-    this.f32 = new Float32Array(this.memory.buffer);
+    if (!growTo(this.memory, floats)) return false;
+    if (this.f32.buffer !== this.memory.buffer) this.f32 = new Float32Array(this.memory.buffer);
     return true;
   }
 
