@@ -52,14 +52,14 @@ const STORAGE: Partial<Record<DType, Ctor>> = {
 /** Elements per logical value in storage (complex holds re, im pairs). */
 export const lanes = (d: DType) => (d === 'complex64' || d === 'complex128' ? 2 : 1);
 
-export function allocStorage(d: DType, n: number): Storage {
+export function allocStorage(d: DType, n: number, clear = true): Storage {
   if (d === 'string') return new Array<string>(n).fill('');
   const ctor = NARROW_FLOATS.has(d) ? Float32Array : STORAGE[d];
   if (!ctor) throw new TypeError(`no storage for dtype ${d}`);
   const len = n * lanes(d), got = len > 0 ? arenaBuffer(len * ctor.BYTES_PER_ELEMENT) : undefined;
   if (!got) return new ctor(len);
   const a = new ctor(got.buf);
-  if (!got.stale) return a;
+  if (!got.stale || !clear) return a;
   return a instanceof BigInt64Array || a instanceof BigUint64Array ? a.fill(0n) : (a as Float32Array).fill(0);
 }
 

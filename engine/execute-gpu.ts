@@ -60,7 +60,7 @@ export async function executeGpu(plan: Plan, feeds: Map<string, AnyValue>, st: G
         for (const n of step.implicit) { const v = get(n); if (v !== undefined) outer.set(n, await toCpu(v)); }
         outs = runCpu(step, args, outer, hooks);
       }
-      if (hooks?.onStep) hooks.onStep(step, performance.now() - t0);
+      if (hooks?.onStep) hooks.onStep(step, performance.now() - t0, [], []);
       node.outputs.forEach((name, i) => {
         let v = outs[i];
         if (!name) { if (v instanceof GpuArray && !ins.includes(v)) gpu.release(v); return; } // an omitted optional output

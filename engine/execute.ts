@@ -11,8 +11,8 @@ import type { RunCtx } from '../ops/registry.js';
 export type Lookup = (name: string) => Value | undefined;
 
 export interface ExecHooks {
-  /** Called after each step with its wall time; used by profiling. */
-  onStep?: (step: Step, ms: number) => void;
+  /** Called after each step with its wall time, inputs and outputs; used by profiling. */
+  onStep?: (step: Step, ms: number, ins: readonly (Value | undefined)[], outs: readonly Value[]) => void;
   /** Recycles the buffers of values that died (engine/arena.ts); subgraph runs share it. */
   arena?: Arena;
 }
@@ -146,7 +146,7 @@ function run(plan: Plan, feeds: Map<string, Value> | readonly (Value | undefined
       if (e instanceof LastmileError) throw e;
       throw new OpError(`${where(node)}: ${(e as Error).message ?? e}`);
     }
-    if (hooks?.onStep) hooks.onStep(step, performance.now() - t0);
+    if (hooks?.onStep) hooks.onStep(step, performance.now() - t0, ins, outs);
     for (let i = 0; i < op.outs.length; i++) {
       const s = op.outs[i];
       if (s < 0) continue;

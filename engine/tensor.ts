@@ -9,6 +9,8 @@ export class NdArray {
   constructor(readonly dtype: DType, readonly shape: readonly number[], readonly data: Storage) {}
   get size() { return sizeOf(this.shape); }
   static zeros(dtype: DType, shape: readonly number[]) { return new NdArray(dtype, shape, allocStorage(dtype, sizeOf(shape))); }
+  /** Storage whose contents are unspecified (a recycled buffer is not cleared): for kernels that write every element. */
+  static uninit(dtype: DType, shape: readonly number[]) { return new NdArray(dtype, shape, allocStorage(dtype, sizeOf(shape), false)); }
   /** Elements as JS numbers (int64 converted): for shapes, axes, indices. */
   numbers(): number[] {
     const out = new Array<number>(this.data.length);

@@ -7,6 +7,7 @@ import { broadcastShapes } from '../kernels/cpu/broadcast.js';
 import * as K from '../kernels/cpu/elementwise.js';
 import { each1, each2, type Row1, type Row2 } from '../kernels/cpu/elementwise.js';
 import { powC, powWrap, roundHalfEven } from '../kernels/cpu/math.js';
+import { binaryWasm, stepRow, type BinaryOp } from '../kernels/wasm/elementwise.js';
 import { type Attrs, fail, optTensor, register, tensorAt, type OpDef, type RunCtx } from './registry.js';
 import { broadcastInfer, dtypeOf, sameAsInput, shapeOf, tensorType } from './infer-rules.js';
 
@@ -32,16 +33,16 @@ export function sameDtype(x: NdArray, i: number, ref: NdArray, ctx: RunCtx): voi
   if (x.dtype !== ref.dtype) fail(ctx, `${inputName(ctx, i)} has dtype ${x.dtype}; expected ${ref.dtype}, the dtype of input 0`);
 }
 
-/** `row` over the broadcast of a and b. */
-export function broadcast2(a: NdArray, b: NdArray, row: Row2, outDtype: DType, ctx: RunCtx): NdArray {
+/** `row` over the broadcast of a and b; `wasm` names the op when float32 storage may take the WebAssembly kernel. */
+export function broadcast2(a: NdArray, b: NdArray, row: Row2, outDtype: DType, ctx: RunCtx, wasm?: BinaryOp): NdArray {
   const shape = broadcastShapes(a.shape, b.shape) ?? fail(ctx, `input shapes [${a.shape}] and [${b.shape}] do not broadcast`);
-  const out = NdArray.zeros(outDtype, shape);
-  K.broadcastRows(a.data, a.shape, b.data, b.shape, shape, out.data, row);
+  const out = NdArray.uninit(outDtype, shape);
+  if (!wasm || !binaryWasm(wasm, a.data, a.shape, b.data, b.shape, shape, out.data)) K.broadcastRows(a.data, a.shape, b.data, b.shape, shape, out.data, row);
   return out;
 }
 
 export function mapUnary(x: NdArray, row: Row1, outDtype = x.dtype): NdArray {
-  const out = NdArray.zeros(outDtype, x.shape);
+  const out = NdArray.uninit(outDtype, x.shape);
   row(out.data, x.data, x.data.length);
   return out;
 }
@@ -64,6 +65,8 @@ export interface BinarySpec<A> {
   row: (a: DType, attrs: A, b: DType) => Row2;
   attrs?: (a: Attrs, opset: number) => A;
   since?: number;
+  /** The WebAssembly kernel of this op for float storage (kernels/wasm/elementwise.ts), if it has one. */
+  wasm?: BinaryOp;
 }
 
 export function binaryOp<A = object>(op: string, s: BinarySpec<A>): OpDef<A & Legacy> {
@@ -74,7 +77,7 @@ export function binaryOp<A = object>(op: string, s: BinarySpec<A>): OpDef<A & Le
     run: (ins, a, ctx) => {
       const x = typedInput(ins, 0, s.types, ctx), y = typedInput(ins, 1, s.rhs ?? s.types, ctx);
       if (!s.rhs) sameDtype(y, 1, x, ctx);
-      return [broadcast2(x, alignLegacy(x, y, a.axis), s.row(x.dtype, a, y.dtype), s.out ?? x.dtype, ctx)];
+      return [broadcast2(x, alignLegacy(x, y, a.axis), s.row(x.dtype, a, y.dtype), s.out ?? x.dtype, ctx, s.wasm)];
     },
   };
 }
@@ -112,21 +115,24 @@ const numeric = (op: string, types: ReadonlySet<DType>, num: Row1, big: (x: bigi
 const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
 
 register(
-  hot('Exp', K.exp), hot('Log', K.log), hot('Sqrt', K.sqrt), hot('Reciprocal', K.reciprocal),
-  hot('Tanh', K.tanh), hot('Sigmoid', K.sigmoid), hot('Erf', K.erfRow, 9),
+  hot('Exp', stepRow(['exp'], K.exp)), hot('Log', K.log), hot('Sqrt', K.sqrt), hot('Reciprocal', K.reciprocal),
+  hot('Tanh', stepRow(['tanh'], K.tanh)), hot('Sigmoid', stepRow(['sigmoid'], K.sigmoid)), hot('Erf', stepRow(['erf'], K.erfRow), 9),
   math('Floor', Math.floor), math('Ceil', Math.ceil), math('Round', roundHalfEven, 11),
   math('Sin', Math.sin, 7), math('Cos', Math.cos, 7), math('Tan', Math.tan, 7),
   math('Asin', Math.asin, 7), math('Acos', Math.acos, 7), math('Atan', Math.atan, 7),
   math('Sinh', Math.sinh, 9), math('Cosh', Math.cosh, 9),
   math('Asinh', Math.asinh, 9), math('Acosh', Math.acosh, 9), math('Atanh', Math.atanh, 9),
   math('Softplus', softplus), math('Softsign', (x) => x / (1 + Math.abs(x))),
-  math('Mish', (x) => x * Math.tanh(softplus(x)), 18), hot('HardSwish', K.hardSwish, 14),
-  unaryOp('LeakyRelu', { types: FLOAT, attrs: (a) => a.float('alpha', 0.01), row: (_d, alpha) => K.leakyRelu(alpha) }),
+  math('Mish', (x) => x * Math.tanh(softplus(x)), 18), hot('HardSwish', stepRow(['hardSwish'], K.hardSwish), 14),
+  unaryOp('LeakyRelu', { types: FLOAT, attrs: (a) => a.float('alpha', 0.01), row: (_d, alpha) => stepRow(['leakyRelu', alpha], K.leakyRelu(alpha)) }),
   act('Elu', (a) => a.float('alpha', 1), (alpha) => (x) => (x < 0 ? alpha * Math.expm1(x) : x)),
   act('Celu', (a) => a.float('alpha', 1), (alpha) => (x) => (x > 0 ? x : alpha * Math.expm1(x / alpha)), 12),
   act('ThresholdedRelu', (a) => a.float('alpha', 1), (alpha) => (x) => (x > alpha ? x : 0), 10),
   act('Swish', (a) => a.float('alpha', 1), (alpha) => (x) => x * K.sigmoidOf(alpha * x), 24),
-  unaryOp('HardSigmoid', { types: FLOAT, attrs: (a) => K.hardSigmoid(a.float('alpha', 0.2), a.float('beta', 0.5)), row: (_d, row) => row }),
+  unaryOp('HardSigmoid', {
+    types: FLOAT, attrs: (a) => [a.float('alpha', 0.2), a.float('beta', 0.5)] as const,
+    row: (_d, [alpha, beta]) => stepRow(['hardSigmoid', alpha, beta], K.hardSigmoid(alpha, beta)),
+  }),
   act('Selu', (a, opset) => (opset < 6 // Selu-1 documents rounder defaults
     ? { alpha: a.float('alpha', 1.6732), gamma: a.float('gamma', 1.0507) }
     : { alpha: a.float('alpha', 1.67326319217681884765625), gamma: a.float('gamma', 1.05070102214813232421875) }),
@@ -138,11 +144,11 @@ register(
       if (mode !== 'none' && mode !== 'tanh') throw a.error(`attribute 'approximate' should be 'none' or 'tanh', got '${mode}'`);
       return mode;
     },
-    row: (_d, mode) => (mode === 'tanh' ? K.geluTanh : K.gelu),
+    row: (_d, mode) => (mode === 'tanh' ? stepRow(['geluTanh'], K.geluTanh) : stepRow(['gelu'], K.gelu)),
   }),
   numeric('Abs', NUMERIC, K.abs, (x) => (x < 0n ? -x : x)),
   numeric('Neg', SIGNED, K.neg, (x) => -x),
-  numeric('Relu', SIGNED, K.relu, (x) => (x < 0n ? 0n : x)),
+  numeric('Relu', SIGNED, stepRow(['relu'], K.relu), (x) => (x < 0n ? 0n : x)),
   numeric('Sign', NUMERIC, each1(Math.sign), (x) => (x > 0n ? 1n : x < 0n ? -1n : 0n), 9),
   unaryOp('Shrink', {
     types: NUMERIC, since: 9,
@@ -158,7 +164,7 @@ register(
 
 // Clip-1/6 take float bounds as attributes; from 11 they are optional scalar inputs of the input's dtype.
 register(
-  unaryOp('Clip', { types: FLOAT, attrs: (a) => ({ lo: a.float('min', -Infinity), hi: a.float('max', Infinity) }), row: (_d, a) => K.clamp(a.lo, a.hi) }),
+  unaryOp('Clip', { types: FLOAT, attrs: (a) => ({ lo: a.float('min', -Infinity), hi: a.float('max', Infinity) }), row: (_d, a) => stepRow(['clip', a.lo, a.hi], K.clamp(a.lo, a.hi)) }),
   {
     op: 'Clip', since: 11, infer: sameAsInput,
     run: (ins, _a, ctx) => {
@@ -170,7 +176,8 @@ register(
         if (t.size !== 1) fail(ctx, `${inputName(ctx, i)} should be a scalar, got shape [${t.shape}]`);
         return t.data[0] as number | bigint;
       };
-      return [mapUnary(x, K.clamp(bound(1, -Infinity), bound(2, Infinity)))];
+      const lo = bound(1, -Infinity), hi = bound(2, Infinity);
+      return [mapUnary(x, typeof lo === 'number' && typeof hi === 'number' ? stepRow(['clip', lo, hi], K.clamp(lo, hi)) : K.clamp(lo, hi))];
     },
   },
 );
@@ -191,10 +198,10 @@ function powFn(base: DType, exp: DType): (x: any, y: any) => any {
 // (x / 0 stores 0). 32-bit products use imul to keep their low bits; bigint division guards 0.
 const imul32 = (d: DType) => d === 'int32' || d === 'uint32';
 register(
-  binaryOp('Add', { types: NUMERIC, row: () => K.add }),
-  binaryOp('Sub', { types: NUMERIC, row: () => K.sub }),
-  binaryOp('Mul', { types: NUMERIC, row: (d) => (imul32(d) ? each2(Math.imul) : K.mul) }),
-  binaryOp('Div', { types: NUMERIC, row: (d) => (isBigInt(d) ? each2((x: bigint, y: bigint) => (y ? x / y : 0n)) : K.div) }),
+  binaryOp('Add', { types: NUMERIC, row: () => K.add, wasm: 'add' }),
+  binaryOp('Sub', { types: NUMERIC, row: () => K.sub, wasm: 'sub' }),
+  binaryOp('Mul', { types: NUMERIC, row: (d) => (imul32(d) ? each2(Math.imul) : K.mul), wasm: 'mul' }),
+  binaryOp('Div', { types: NUMERIC, row: (d) => (isBigInt(d) ? each2((x: bigint, y: bigint) => (y ? x / y : 0n)) : K.div), wasm: 'div' }),
   binaryOp('Pow', { types: dtypes(FLOATS, ['int32', 'int64']), rhs: NUMERIC, row: (d, _a, e) => each2(powFn(d, e)) }),
   binaryOp('Mod', {
     types: NUMERIC, since: 10,

@@ -278,7 +278,9 @@ export function pad(x: NdArray, pads: readonly number[], mode: PadMode, value: u
   const at = MODE_INDEX[mode];
   const maps = outShape.map((n, i) => {
     if (kept[i] === 0) fail(ctx, `${mode} padding needs a non-empty input along axis ${i}`);
-    return Int32Array.from({ length: n }, (_, o) => (from[i] + at(o - lead[i], kept[i])) * is[i]);
+    const map = new Int32Array(n); // a plain loop: Int32Array.from with a map function is ~50x slower per element
+    for (let o = 0; o < n; o++) map[o] = (from[i] + at(o - lead[i], kept[i])) * is[i];
+    return map;
   });
   gatherAxisMaps(x.data, maps, out.data);
   return out;

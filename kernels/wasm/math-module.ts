@@ -1,10 +1,8 @@
-// WebAssembly SIMD128 float32 kernels over a staging area, emitted with kernels/wasm/emitter.ts from
-// the vector functions of math-vec.ts: elementwise exp, sigmoid, tanh, erf, Gelu (both forms) and
-// Silu, and row kernels for Softmax/LogSoftmax and LayerNormalization. JS entry points are in math.ts.
+// WebAssembly SIMD128 float32 row kernels over a staging area, emitted with kernels/wasm/emitter.ts and
+// the exp of math-vec.ts: Softmax/LogSoftmax and LayerNormalization. JS entry points are in math.ts;
+// the elementwise functions are in elementwise.ts.
 import { buildModule, Simd, T, type Func } from './emitter.js';
-import { Fn, UNARY, vexp, type VecOp } from './math-vec.js';
-
-export type { Unary } from './math-vec.js';
+import { Fn, vexp } from './math-vec.js';
 
 /** Floats in the data stage; rows up to this long are processed whole, longer ones in chunks. */
 export const STAGE = 16384;
@@ -31,14 +29,6 @@ function rowBounds(f: Fn, p: number, n: number): { end: number; vend: number } {
 function lanes(f: Fn, v: number, op: 'f32Add' | 'f32Max'): void {
   const c = f.c, lane = (i: number) => { c.get(v).simd(Simd.f32x4ExtractLane); c.bytes.push(i); };
   lane(0); lane(1); c[op](); lane(2); lane(3); c[op](); c[op]();
-}
-
-/** name(p, n): x = F(x) over ceil(n / 4) vectors at byte address p (lanes past n are computed on the stage's slack). */
-function unaryFunc(name: string, op: VecOp): Func {
-  const f = new Fn(name, [T.i32, T.i32]), [p, n] = [0, 1], end = f.local(T.i32), x = f.local(T.v128);
-  f.c.get(p).get(n).i32(3).add().i32(-4).and().i32(2).shl().add().set(end);
-  forEach(f, p, end, 16, () => { f.c.get(p).get(p).simd(Simd.load, [0, 0]).set(x); op(f, x); f.c.simd(Simd.store, [0, 0]); });
-  return f.func();
 }
 
 /**
@@ -201,10 +191,9 @@ const layerNormRows = () => rowsFunc('layerNorm', [T.f32, T.i32, T.i32, T.i32], 
   c.get(0).get(2).get(mean).get(inv).get(sp).get(bp).call(idx('lnAffine'));
 });
 
-/** The module: the row helpers (indexed by ORDER), the row kernels, and one unary function per UNARY entry. */
+/** The module: the row helpers (indexed by ORDER) and the row kernels. */
 export function mathModule(): Uint8Array<ArrayBuffer> {
   const helpers = [rowMaxFunc(), expSumFunc(false), expSumFunc(true), rowSum(), sumSqDev(), scaleFunc(), sub2Func(), lnAffineFunc()];
   helpers.forEach((h, i) => { if (h.name !== ORDER[i]) throw new Error(`math helper ${h.name} out of order`); });
-  const unary = Object.entries(UNARY).map(([name, op]) => unaryFunc(name, op));
-  return buildModule([...helpers, softmaxRows(), logSoftmaxStats(), subRows(), layerNormRows(), ...unary]);
+  return buildModule([...helpers, softmaxRows(), logSoftmaxStats(), subRows(), layerNormRows()]);
 }

@@ -21,7 +21,7 @@ const ERFC_Q = [-4.1035846e-6, 0.28219941, 0.28099069, 0.25296786, 0.15803948, 0
 
 /** Float constants by name, each used as a 4-lane splat (INTS: the i32 ones). */
 const CONSTS: Record<string, number> = {
-  one: 1, half: 0.5, minusTwo: -2, negInf: -Infinity, sign: -0,
+  one: 1, half: 0.5, sixth: 1 / 6, minusTwo: -2, negInf: -Infinity, sign: -0,
   // exp's input clamp: e^89 overflows, e^-104 rounds to 0; clamping keeps the exponent arithmetic in range.
   expHi: 89, expLo: -104, log2e: Math.LOG2E,
   // ln 2 in two parts (Cody-Waite): the high part has 16 significant bits, so k * ln2Hi is exact.

@@ -4,13 +4,15 @@
 // having done nothing, when it does not apply (no SIMD, kernels switched off, not float32, too
 // small to pay for the call), and the caller runs its TypeScript kernel.
 import type { Row1 } from '../cpu/elementwise.js';
-import { AT, mathModule, PAGES, STAGE, type Unary } from './math-module.js';
+import { mapWasm, MIN_ELEMENTS, stepRow } from './elementwise.js';
+import { AT, mathModule, PAGES, STAGE } from './math-module.js';
+import type { Unary } from './math-vec.js';
 import { hasSimd, wasmKernels } from './simd.js';
 
-export type { Unary } from './math-module.js';
+export type { Unary } from './math-vec.js';
 
 type F = (...args: number[]) => number;
-type Exports = Record<'rowMax' | 'expSum' | 'expSumStore' | 'rowSum' | 'sumSqDev' | 'scale' | 'sub2' | 'lnAffine' | 'softmax' | 'logSoftmaxStats' | 'subRows' | 'layerNorm' | Unary, F>;
+type Exports = Record<'rowMax' | 'expSum' | 'expSumStore' | 'rowSum' | 'sumSqDev' | 'scale' | 'sub2' | 'lnAffine' | 'softmax' | 'logSoftmaxStats' | 'subRows' | 'layerNorm', F>;
 
 // Byte addresses of the areas.
 const DATA = AT.data * 4, STATS = AT.stats * 4, SCALE = AT.scale * 4, BIAS = AT.bias * 4;
@@ -25,16 +27,6 @@ class WasmMath {
     const { exports } = new WebAssembly.Instance(new WebAssembly.Module(mathModule()), { env: { memory } });
     this.fn = exports as unknown as Exports;
     this.heap = new Float32Array(memory.buffer);
-  }
-
-  unary(kind: Unary, x: Float32Array, out: Float32Array, n: number): void {
-    const heap = this.heap, f = this.fn[kind];
-    for (let i = 0; i < n; i += STAGE) {
-      const len = Math.min(STAGE, n - i);
-      heap.set(x.subarray(i, i + len), AT.data);
-      f(DATA, len);
-      out.set(heap.subarray(AT.data, AT.data + len), i);
-    }
   }
 
   softmax(x: Float32Array, out: Float32Array, rows: number, n: number, log: boolean): void {
@@ -129,23 +121,17 @@ function instance(): WasmMath | null {
 
 const ready = (): WasmMath | null => (wasmKernels() ? instance() : null);
 
-// Below these many elements the fixed cost of a call (copies, subarrays, the JS-to-wasm transition)
-// outweighs the faster arithmetic: measured, the two broke even near 16 elements for sigmoid, exp and a
-// softmax row, and wasm was 2-5x faster from 64 on (bench/wasm-math.ts times the large sizes).
-export const MIN_UNARY = 32;
+// Below this many values the fixed cost of a call (copies, subarrays, the JS-to-wasm transition)
+// outweighs the faster arithmetic: measured, the two broke even near 16 elements for a softmax row, and
+// wasm was 2-5x faster from 64 on (bench/wasm-math.ts times the large sizes).
 export const MIN_ROWS = 32;
+export const MIN_UNARY = MIN_ELEMENTS;
 
-/** out[i] = kind(x[i]) for i < n through WebAssembly; false (nothing done) when that does not apply. */
-export function unaryWasm(kind: Unary, out: unknown, x: unknown, n: number): boolean {
-  if (n < MIN_UNARY || !(x instanceof Float32Array && out instanceof Float32Array)) return false;
-  const m = ready();
-  if (!m) return false;
-  m.unary(kind, x, out, n);
-  return true;
-}
+/** out[i] = kind(x[i]) for i < n through WebAssembly (kernels/wasm/elementwise.ts); false (nothing done) when that does not apply. */
+export const unaryWasm = (kind: Unary, out: unknown, x: unknown, n: number): boolean => mapWasm(out, x, n, [[kind]]);
 
 /** A Row1 that runs `kind` in WebAssembly for float32 rows and `fallback` otherwise (float64, short rows, wasm off). */
-export const wasmRow = (kind: Unary, fallback: Row1): Row1 => (out, x, n) => { if (!unaryWasm(kind, out, x, n)) fallback(out, x, n); };
+export const wasmRow = (kind: Unary, fallback: Row1): Row1 => stepRow([kind], fallback);
 
 /** Softmax (or LogSoftmax) of `rows` contiguous float32 rows of n elements; false when it does not apply. */
 export function softmaxWasm(x: Float32Array, out: Float32Array, rows: number, n: number, log: boolean): boolean {
