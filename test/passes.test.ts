@@ -267,6 +267,15 @@ describe('Conv + BatchNormalization / affine folding', () => {
     expect(await check(g, { x: randomF32([2, 3, 6, 6]) }, { level: 'basic' })).toEqual(['Constant', 'Constant', 'Conv']);
   });
 
+  it('folds BN after a grouped ConvTranspose into its [C, M/group, k...] weights and bias', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 4, 5, 5]);
+    const ct = g.node('ConvTranspose', [x, weights(g, 'w', [4, 3, 2, 2], 1)], { group: 2, strides: [2, 2] })[0];
+    const p = (n: string, seed: number, lo: number, hi: number) => weights(g, n, [6], seed, lo, hi);
+    g.output(g.node('BatchNormalization', [ct, p('s', 3, 0.5, 1.5), p('bb', 4, -1, 1), p('m', 5, -1, 1), p('v', 6, 0.5, 2)])[0], 'float32');
+    expect(await check(g, { x: randomF32([1, 4, 5, 5]) }, { level: 'basic' })).toEqual(['Constant', 'Constant', 'ConvTranspose']);
+  });
+
   it('leaves training-mode BN and non-constant parameters', async () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', [2, 3, 4, 4]), scale = g.input('scale', 'float32', [4]);

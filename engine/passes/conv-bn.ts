@@ -1,6 +1,6 @@
-// Folds per-output-channel affine maps that follow a Conv into its weights and bias: an inference-mode
-// BatchNormalization with constant parameters (y = a*x + b per channel), a Mul or Div by a constant per
-// channel, an Add or Sub of one. The Conv's weights and bias must be float32/float64 constants; new
+// Folds per-output-channel affine maps that follow a Conv or ConvTranspose into its weights and bias: an
+// inference-mode BatchNormalization with constant parameters (y = a*x + b per channel), a Mul or Div by a
+// constant per channel, an Add or Sub of one. The weights and bias must be float32/float64 constants; new
 // weights are new constants (the originals may have other readers).
 import type { Node } from '../graph.js';
 import { NdArray } from '../tensor.js';
@@ -10,20 +10,28 @@ type Affine = { scale?: Float64Array; shift?: Float64Array };
 
 export function foldConvAffine(v: View): boolean {
   for (const conv of v.nodes) {
-    if (conv.opType !== 'Conv' || conv.domain !== '' || v.touched(conv)) continue;
+    const transposed = conv.opType === 'ConvTranspose';
+    if ((conv.opType !== 'Conv' && !transposed) || conv.domain !== '' || v.touched(conv)) continue;
     const w = v.constant(conv.inputs[1]), b = conv.inputs[2] ? v.constant(conv.inputs[2]) : undefined;
     if (!w || !isFloatType(w.dtype) || w.shape.length < 3 || (conv.inputs[2] && b?.dtype !== w.dtype)) continue;
+    const group = Number(conv.attrs.get('group')?.value ?? 1);
+    if (!Number.isInteger(group) || group < 1 || w.shape[0] % group) continue; // the op reports it
+    // Output channels: Conv weights are [M, C/group, k...]; ConvTranspose weights [C, M/group, k...].
+    const m = transposed ? w.shape[1] * group : w.shape[0];
     const next = v.sole(conv.outputs[0]);
-    const f = next && affineOf(v, next, conv.outputs[0], w);
+    const f = next && affineOf(v, next, conv.outputs[0], w, m);
     if (!f) continue;
-    const m = w.shape[0], per = w.size / m, wd = w.data as Float32Array, bd = b?.data as Float32Array | undefined;
+    const kk = w.size / (w.shape[0] * w.shape[1]), wd = w.data as Float32Array, bd = b?.data as Float32Array | undefined;
     const w2 = NdArray.zeros(w.dtype, w.shape), b2 = NdArray.zeros(w.dtype, [m]);
     const nw = w2.data as Float32Array, nb = b2.data as Float32Array;
-    for (let o = 0; o < m; o++) {
-      const s = f.scale?.[o] ?? 1, t = f.shift?.[o] ?? 0;
-      for (let i = o * per; i < (o + 1) * per; i++) nw[i] = wd[i] * s;
-      nb[o] = (bd?.[o] ?? 0) * s + t;
+    // Each run of kk weights (one (shape[0], shape[1]) pair) feeds one output channel.
+    for (let i = 0; i < w.shape[0]; i++) {
+      for (let j = 0; j < w.shape[1]; j++) {
+        const o = transposed ? Math.floor(i / (w.shape[0] / group)) * w.shape[1] + j : i, s = f.scale?.[o] ?? 1;
+        for (let q = (i * w.shape[1] + j) * kk, e = q + kk; q < e; q++) nw[q] = wd[q] * s;
+      }
     }
+    for (let o = 0; o < m; o++) nb[o] = (bd?.[o] ?? 0) * (f.scale?.[o] ?? 1) + (f.shift?.[o] ?? 0);
     const inputs = [conv.inputs[0], v.addConstant(conv.inputs[1], w2), v.addConstant(conv.inputs[2] || `${conv.name}/B`, b2)];
     v.replace([conv, next], [{ ...conv, inputs, outputs: [next.outputs[0]] }]);
   }
@@ -31,9 +39,8 @@ export function foldConvAffine(v: View): boolean {
 }
 
 /** The per-channel map `next` applies to the Conv output `y`, when it is one with constant parameters. */
-function affineOf(v: View, next: Node, y: string, w: NdArray): Affine | undefined {
+function affineOf(v: View, next: Node, y: string, w: NdArray, m: number): Affine | undefined {
   if (next.domain !== '' || next.outputs.length < 1 || next.outputs.slice(1).some(Boolean)) return undefined;
-  const m = w.shape[0];
   if (next.opType === 'BatchNormalization') {
     const at = v.resolve(next)?.attrs as { epsilon: number; training: boolean } | undefined;
     const [x, ...params] = next.inputs, p = params.map((n) => perChannel(v.constant(n), m, 1, w));

@@ -3,6 +3,7 @@
 //   Conv + Add(Z)           -> FusedConv(X, W, B, Z)    (a residual: any addend; in place when it fits)
 //   product + activation    -> Fused* with `activation`  (Relu, LeakyRelu, Clip, Sigmoid, Tanh,
 //                              HardSigmoid, HardSwish, Elu, Gelu, and Sigmoid + Mul as SiLU)
+// A product with a post_affine (post-affine.ts) takes neither: both would have to come before the affine.
 import type { Node } from '../graph.js';
 import { floatMatMul, isMatMul } from './transpose.js';
 import { attr, INTERNAL, isFloatType, otherInput, plainBinary, type View } from './view.js';
@@ -10,7 +11,7 @@ import { attr, INTERNAL, isFloatType, otherInput, plainBinary, type View } from 
 export function fuseConvResidual(v: View): boolean {
   for (const n of v.nodes) {
     const isConv = (n.opType === 'Conv' && n.domain === '') || (n.opType === 'FusedConv' && n.domain === INTERNAL && !n.inputs[3]);
-    if (!isConv || v.touched(n) || n.attrs.has('activation') || !isFloatType(v.dtype(n.inputs[1]))) continue;
+    if (!isConv || v.touched(n) || n.attrs.has('activation') || n.attrs.has('post_affine') || !isFloatType(v.dtype(n.inputs[1]))) continue;
     const add = v.sole(n.outputs[0]);
     if (!plainBinary(add, 'Add')) continue;
     const inputs = [n.inputs[0], n.inputs[1], n.inputs[2] ?? '', otherInput(add, n.outputs[0])];
@@ -21,7 +22,7 @@ export function fuseConvResidual(v: View): boolean {
 
 /** The fused op a product node becomes, when it is a float product with no activation yet. */
 function fusedKind(v: View, n: Node): string | undefined {
-  if (v.touched(n) || n.attrs.has('activation')) return undefined;
+  if (v.touched(n) || n.attrs.has('activation') || n.attrs.has('post_affine')) return undefined;
   if (n.domain === '' && n.opType === 'Conv') return isFloatType(v.dtype(n.inputs[1])) ? 'FusedConv' : undefined;
   if (n.domain === '' && n.opType === 'Gemm') return isFloatType(v.dtype(n.inputs[0]) ?? v.dtype(n.inputs[1])) ? 'FusedGemm' : undefined;
   if (isMatMul(n)) return floatMatMul(v, n) ? 'FusedMatMul' : undefined;

@@ -6,7 +6,8 @@
 //                       to Gemm, transposes merged or absorbed into Gemm
 //   'extended' / 'all'  also fusions into the internal ops of ops/fused.ts: LayerNorm, Gelu, HardSigmoid
 //                       and HardSwish recognition, transposes read by MatMul through strides, bias/residual
-//                       adds and activations done in place by the Conv/Gemm/MatMul that precedes them
+//                       adds and activations done in place by the Conv/Gemm/MatMul that precedes them, and
+//                       scalar scales and post-activation affines folded into the product's epilogue
 // No pass changes results beyond float rounding, and none rewrites a graph output or a value a
 // subgraph reads except to keep producing it under its name.
 import type { Graph } from '../graph.js';
@@ -19,6 +20,8 @@ import { recogniseGelu } from './gelu.js';
 import { recogniseHardActivations } from './hard-activations.js';
 import { recogniseLayerNorm } from './layernorm.js';
 import { fuseMatMulAdd, matmulAddToGemm } from './matmul-add.js';
+import { foldMatMulScale } from './matmul-scale.js';
+import { foldPostAffine } from './post-affine.js';
 import { removeRedundant } from './redundant.js';
 import { foldShapes } from './shape-folding.js';
 import { absorbIntoGemm, absorbTransposes, mergeTransposes } from './transpose.js';
@@ -28,7 +31,12 @@ export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 type Pass = (v: View) => boolean;
 
 const BASIC: Pass[] = [removeDeadCode, removeRedundant, mergeTransposes, foldConstants, foldShapes, foldConvAffine, matmulAddToGemm, absorbIntoGemm];
-const FUSIONS: Pass[] = [recogniseLayerNorm, recogniseGelu, recogniseHardActivations, absorbTransposes, fuseMatMulAdd, fuseConvResidual, fuseActivation];
+// foldMatMulScale and fuseMatMulAdd come before foldPostAffine: a bare product's scalar Mul or Add is
+// cheaper as alpha or bias (in the GEMM) than as an affine (a pass over the output).
+const FUSIONS: Pass[] = [
+  recogniseLayerNorm, recogniseGelu, recogniseHardActivations, absorbTransposes, fuseMatMulAdd, foldMatMulScale, fuseConvResidual,
+  fuseActivation, foldPostAffine,
+];
 /** Sweeps of a pass list at most: each folds or fuses one more link of a chain that the order missed. */
 const MAX_SWEEPS = 8;
 

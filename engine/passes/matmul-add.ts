@@ -1,6 +1,6 @@
 // MatMul followed by an Add. With 2-D operands and an addend that broadcasts into the [M, N] product,
 // a Gemm whose C is the addend (a standard op: level 'basic'). Otherwise, at level 'all', a FusedMatMul
-// that adds the addend in place on the product.
+// that adds the addend in place on the product (an alpha folded before stays: alpha * A·B + addend).
 import type { Dim, Node } from '../graph.js';
 import { floatMatMul, isMatMul } from './transpose.js';
 import { INTERNAL, otherInput, plainBinary, type View } from './view.js';
@@ -31,7 +31,7 @@ export function matmulAddToGemm(v: View): boolean {
 
 export function fuseMatMulAdd(v: View): boolean {
   for (const mm of v.nodes) {
-    if (!isMatMul(mm) || v.touched(mm) || mm.inputs[2] || mm.attrs.has('activation') || !floatMatMul(v, mm)) continue;
+    if (!isMatMul(mm) || v.touched(mm) || mm.inputs[2] || mm.attrs.has('activation') || mm.attrs.has('post_affine') || !floatMatMul(v, mm)) continue;
     const add = addAfter(v, mm);
     if (!add) continue;
     const inputs = [mm.inputs[0], mm.inputs[1], otherInput(add, mm.outputs[0])];

@@ -1,7 +1,9 @@
 // Activation epilogues as WGSL: `fn act(v: f32) -> f32`, applied in registers to each accumulated value
 // before it is stored (GEMM, convolution, layer kernels). Names and parameters are those of the fused ops'
 // `activation` / `activation_params` attributes (ops/fused.ts). Parameters travel as the uniforms act_a and
-// act_b, so the pipeline depends on the activation's kind only, never on its alpha or bounds.
+// act_b, so the pipeline depends on the activation's kind only, never on its alpha or bounds. A post-activation
+// affine (a scalar Mul/Add folded into the product, PostAffine) joins act() with its scale and shift as uniforms
+// too: the pipeline depends only on whether there is one.
 import { elementwise } from './elementwise.js';
 import type { GpuArray, Program, Uniform } from './runner.js';
 import { f32u } from './wgsl.js';
@@ -17,6 +19,12 @@ export const ACTIVATION_DEFAULTS: Record<ActivationKind, [number, number]> = {
   Relu: [0, 0], LeakyRelu: [0.01, 0], Clip: [-Infinity, Infinity], Sigmoid: [0, 0], Tanh: [0, 0], HardSigmoid: [0.2, 0.5],
   HardSwish: [0, 0], Elu: [1, 0], Gelu: [0, 0], GeluTanh: [0, 0], Silu: [0, 0],
 };
+
+/**
+ * y = act(v) * scale + shift: the fused ops' `post_affine` attribute (ops/fused.ts). A step a pass did not
+ * fold is its identity (scale 1, shift -0: v + -0 is v for every v, signed zeros included).
+ */
+export interface PostAffine { scale: number; shift: number }
 
 export const isActivation = (name: string): name is ActivationKind => (ACTIVATIONS as readonly string[]).includes(name);
 
@@ -53,25 +61,33 @@ const BODY: Record<ActivationKind, string> = {
   Silu: 'return v * sigmoid_(v);',
 };
 
-/** WGSL defining `fn act(v: f32) -> f32` (the identity without an activation). Needs activationUniforms. */
-export function activationWgsl(act: Activation | undefined): string {
-  if (!act) return 'fn act(v: f32) -> f32 { return v; }';
-  const helpers = [SIGMOID, TANH, ERF].filter((h) => BODY[act.kind].includes(h.slice(3, h.indexOf('('))));
-  return [...helpers, `fn act(v: f32) -> f32 {\n  let a = u_act_a(); let b = u_act_b();\n  ${BODY[act.kind]}\n}`].join('\n');
+/** WGSL defining `fn act(v: f32) -> f32` (the identity without an activation), then the affine if any.
+ *  Needs activationUniforms. */
+export function activationWgsl(act: Activation | undefined, affine?: PostAffine): string {
+  const name = affine ? 'act_only' : 'act';
+  const fn = !act ? `fn ${name}(v: f32) -> f32 { return v; }` : [
+    ...[SIGMOID, TANH, ERF].filter((h) => BODY[act.kind].includes(h.slice(3, h.indexOf('(')))),
+    `fn ${name}(v: f32) -> f32 {\n  let a = u_act_a(); let b = u_act_b();\n  ${BODY[act.kind]}\n}`,
+  ].join('\n');
+  // Multiply, then add: the two roundings of the Mul and Add nodes the affine replaced.
+  return affine ? `${fn}\nfn act(v: f32) -> f32 { let p = act_only(v) * u_aff_s(); return p + u_aff_t(); }` : fn;
 }
 
-/** The activation's parameters as uniforms (none without an activation). */
-export function activationUniforms(act: Activation | undefined): Uniform[] {
-  if (!act) return [];
-  const [a, b] = ACTIVATION_DEFAULTS[act.kind].map((d, i) => act.params?.[i] ?? d);
-  return [f32u('act_a', a), f32u('act_b', b)];
+/** The activation's parameters and the affine's scale and shift as uniforms (none without either). */
+export function activationUniforms(act: Activation | undefined, affine?: PostAffine): Uniform[] {
+  const params = act ? ACTIVATION_DEFAULTS[act.kind].map((d, i) => act.params?.[i] ?? d) : [];
+  return [
+    ...(act ? [f32u('act_a', params[0]), f32u('act_b', params[1])] : []),
+    ...(affine ? [f32u('aff_s', affine.scale), f32u('aff_t', affine.shift)] : []),
+  ];
 }
 
 /** The part of a pipeline key the activation's code depends on. */
-export const activationKey = (act: Activation | undefined) => act?.kind ?? '-';
+export const activationKey = (act: Activation | undefined, affine?: PostAffine) => `${act?.kind ?? '-'}${affine ? '+affine' : ''}`;
 
-/** act(v0 + v1) over broadcast inputs: the epilogue of a product whose addend grows its shape. */
-export function elementwiseEpilogue(inputs: [GpuArray, GpuArray], outShape: readonly number[], act: Activation | undefined): Program {
-  const params = Object.fromEntries(activationUniforms(act).map((u) => [u.name, u.value as number]));
-  return elementwise({ name: `AddThen${act?.kind ?? ''}`, expr: 'act(v0 + v1)', inputs, outShape, outDtype: inputs[0].dtype, params, helpers: activationWgsl(act) });
+/** act(v0 + v1), then the affine, over broadcast inputs: the epilogue of a product whose addend grows its shape. */
+export function elementwiseEpilogue(inputs: [GpuArray, GpuArray], outShape: readonly number[], act: Activation | undefined, affine?: PostAffine): Program {
+  const params = Object.fromEntries(activationUniforms(act, affine).map((u) => [u.name, u.value as number]));
+  const name = `AddThen${act?.kind ?? ''}${affine ? 'Affine' : ''}`;
+  return elementwise({ name, expr: 'act(v0 + v1)', inputs, outShape, outDtype: inputs[0].dtype, params, helpers: activationWgsl(act, affine) });
 }

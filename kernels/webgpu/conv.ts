@@ -92,7 +92,7 @@ function directProgram(name: string, x: GpuArray, w: GpuArray, s: ConvShape, spa
   return {
     name, key: `${name}|${dtype}|${w.dtype}|${epilogueKey(ep)}`,
     shader: () => [
-      declare(io), activationWgsl(ep.activation), writeWgsl(dtype, ep),
+      declare(io), activationWgsl(ep.activation, ep.affine), writeWgsl(dtype, ep),
       // Output element (image b, channel row, position col), as the GEMM epilogue addresses it.
       'fn outIndex(b: u32, row: u32, col: u32) -> u32 { return (b * u_m() + row) * u_out_size() + col; }',
       'fn biasIndex(b: u32, row: u32, col: u32) -> u32 { return row; }',

@@ -8,7 +8,7 @@
 import type { DType } from '../../engine/dtype.js';
 import type { GpuContext } from './device.js';
 import type { GpuArray, Program, Uniform } from './runner.js';
-import { activationKey, activationUniforms, activationWgsl, type Activation } from './activation.js';
+import { activationKey, activationUniforms, activationWgsl, type Activation, type PostAffine } from './activation.js';
 import { gemmVariantFor } from './gemm-tuning.js';
 import { computeType, declare, f32u, load, offsetFn, storageType, store, u32s } from './wgsl.js';
 
@@ -45,9 +45,9 @@ export function chooseGemmVariant(gpu: Pick<GpuContext, 'software'>, m: number, 
 
 // ---- epilogue --------------------------------------------------------------------------------------
 
-export type { Activation } from './activation.js';
+export type { Activation, PostAffine } from './activation.js';
 
-/** What happens to each accumulated value before it is stored: y = act(alpha * acc + beta * bias + residual). */
+/** What happens to each accumulated value before it is stored: y = act(alpha * acc + beta * bias + residual) * s + t. */
 export interface Epilogue {
   alpha?: number;
   beta?: number;
@@ -56,13 +56,15 @@ export interface Epilogue {
   /** Added after the bias, element for element with the output (same shape and layout). */
   residual?: GpuArray;
   activation?: Activation;
+  /** After the activation: a scalar Mul/Add folded into the product. */
+  affine?: PostAffine;
 }
 
 export const epilogueUniforms = (ep: Epilogue): Uniform[] => [
-  f32u('alpha', ep.alpha ?? 1), f32u('beta', ep.beta ?? 1), ...activationUniforms(ep.activation),
+  f32u('alpha', ep.alpha ?? 1), f32u('beta', ep.beta ?? 1), ...activationUniforms(ep.activation, ep.affine),
 ];
 /** The part of a program key the epilogue's code depends on. */
-export const epilogueKey = (ep: Epilogue) => `${ep.bias?.dtype ?? '-'}|${ep.residual?.dtype ?? '-'}|${activationKey(ep.activation)}`;
+export const epilogueKey = (ep: Epilogue) => `${ep.bias?.dtype ?? '-'}|${ep.residual?.dtype ?? '-'}|${activationKey(ep.activation, ep.affine)}`;
 /** The epilogue's extra bindings, bound after the operands: bias, then residual. */
 export const epilogueInputs = (ep: Epilogue): [string, GpuArray][] =>
   [['bias', ep.bias], ['res', ep.residual]].filter((e): e is [string, GpuArray] => e[1] !== undefined);
@@ -111,7 +113,7 @@ const GEMV_WG = 64;
 /** C = act(alpha * A·B + beta * bias) of shape `outShape` (its layout is the operands' outIndex). */
 export function gemmProgram(variant: GemmVariant, dtype: DType, dims: GemmDims, ops: GemmOperands, outShape: readonly number[], ep: Epilogue = {}): Program {
   const T = computeType(dtype);
-  if (ep.activation && T !== 'f32') throw new Error(`GEMM activations need a float dtype, got ${dtype}`);
+  if ((ep.activation || ep.affine) && T !== 'f32') throw new Error(`GEMM activations need a float dtype, got ${dtype}`);
   if (variant !== 'gemv' && dims.batch > 65535) throw new Error(`GEMM batch ${dims.batch} exceeds 65535 workgroups along z`);
   if (variant === 'gemv' && dims.m !== 1 && dims.n !== 1) throw new Error(`gemv needs M = 1 or N = 1, got ${dims.m}x${dims.n}`);
   const rowsMode = variant === 'gemv' && dims.n === 1; // gemv: each output is a row of C (else a column)
@@ -130,7 +132,7 @@ export function gemmProgram(variant: GemmVariant, dtype: DType, dims: GemmDims, 
   return {
     name: `gemm_${variant}`,
     key: `gemm|${variant}${rowsMode ? 'r' : ''}|${dtype}|${ops.key}|${+ops.vecB}|${epilogueKey(ep)}`,
-    shader: () => [declareVec4(io, ops.vec4Bindings), ops.code, activationWgsl(ep.activation), writeWgsl(dtype, ep), body].join('\n'),
+    shader: () => [declareVec4(io, ops.vec4Bindings), ops.code, activationWgsl(ep.activation, ep.affine), writeWgsl(dtype, ep), body].join('\n'),
     inputs,
     outputs: [{ dtype, shape: outShape }],
     uniforms,
@@ -144,7 +146,7 @@ export function writeWgsl(dtype: DType, ep: Epilogue): string {
   const T = computeType(dtype);
   const bias = ep.bias ? `\n  v += ${T}(u_beta()) * ${load(ep.bias.dtype, 'bias[biasIndex(b, row, col)]')};` : '';
   const res = ep.residual ? `\n  v += ${load(ep.residual.dtype, 'res[o]')};` : '';
-  const act = ep.activation ? '\n  v = act(v);' : '';
+  const act = ep.activation || ep.affine ? '\n  v = act(v);' : '';
   return `fn write(b: u32, row: u32, col: u32, acc: ${T}) {
   let o = outIndex(b, row, col);
   var v = ${T}(u_alpha()) * acc;${bias}${res}${act}

@@ -2,7 +2,9 @@
 //   product(Q, K^T) -> [Div|Mul by a constant] -> [Add(mask) | Where(cond, ., fill)] -> Softmax(last axis)
 //   -> product(., V) -> [Transpose keeping the last axis]
 // where each product is a MatMul (operands possibly from Transposes) or a FusedMatMul (perms read as
-// strides, no bias or activation), becomes one FusedAttention step (domain ai.lastmile). On the GPU it
+// strides, no bias or activation), becomes one FusedAttention step (domain ai.lastmile). The scores'
+// FusedMatMul may hold the scaling as its alpha and the additive mask as its bias (graph optimisation folds
+// them there: engine/passes/matmul-scale.ts, matmul-add.ts). On the GPU it
 // runs one attention program that never writes the scores to memory, reading Q, K, V and writing the
 // output through head strides, so the head-split and head-merge transposes cost nothing. The step keeps
 // the chain it replaced: when the shapes of a run do not fit the kernel (a mask broadcast along keys,
@@ -90,8 +92,10 @@ export function fuseAttention(steps: readonly Step[], graphOutputs: ReadonlySet<
 type Sole = (name: string, ...ops: string[]) => Step | undefined;
 
 const isOp = (n: Node, op: string) => (op === 'FusedMatMul' ? n.domain === INTERNAL : n.domain === '') && n.opType === op;
+/** The scores' product: nothing after the sum but a scale (alpha) and a mask (the bias). */
+const isScores = (n: Node) => isOp(n, 'MatMul') || (isOp(n, 'FusedMatMul') && !n.attrs.has('activation') && !n.attrs.has('post_affine'));
 /** A product with nothing in its epilogue. */
-const isProduct = (n: Node) => (isOp(n, 'MatMul') || (isOp(n, 'FusedMatMul') && !n.inputs[2] && !n.attrs.has('activation')));
+const isProduct = (n: Node) => isScores(n) && !n.inputs[2] && !n.attrs.has('alpha');
 
 /** Operand `slot` of a product: its perm attribute, or a Transpose only this product reads, or as stored. */
 function operandOf(s: Step, slot: 0 | 1, sole: Sole, info: FusionInfo): { op: Operand; transpose?: Step } | undefined {
@@ -134,7 +138,12 @@ function matchAt(last: Step, sole: Sole, info: FusionInfo): AttentionChain | und
     chain.unshift(scaling);
   }
   const qk = sole(cur, 'MatMul', 'FusedMatMul');
-  if (!qk || !isProduct(qk.node)) return undefined;
+  if (!qk || !isScores(qk.node)) return undefined;
+  // The product's own epilogue is alpha * QK^T + bias: a bias before a separate scaling, or beside a mask, is no chain.
+  const alpha = qk.node.attrs.get('alpha')?.value as number | undefined, bias = qk.node.inputs[2];
+  if (bias && (mask || scaling)) return undefined;
+  if (bias) mask = { name: bias, kind: 'add' };
+  if (alpha !== undefined) scale *= alpha;
   const q = operandOf(qk, 0, sole, info), kt = operandOf(qk, 1, sole, info);
   if (!q || !kt) return undefined;
   const rank = q.op.perm.length, k = { name: kt.op.name, perm: swapLast(kt.op.perm) };

@@ -1,8 +1,8 @@
 // GPU lowerings of Conv (implicit GEMM, or a direct depthwise kernel) and ConvTranspose (direct gather),
 // 1 to 3 spatial dims, groups, auto_pad, dilations, bias; ConvTranspose also output_padding/output_shape.
-// runConv also takes FusedConv's residual and activation (fused.ts).
+// runConv also takes FusedConv's residual, activation and post-activation affine (fused.ts).
 import { broadcastShapes } from '../../kernels/cpu/broadcast.js';
-import { elementwiseEpilogue, type Activation } from '../../kernels/webgpu/activation.js';
+import { elementwiseEpilogue, type Activation, type PostAffine } from '../../kernels/webgpu/activation.js';
 import { convProgram, convTransposeProgram, depthwiseProgram } from '../../kernels/webgpu/conv.js';
 import type { Epilogue } from '../../kernels/webgpu/matmul.js';
 import type { GpuArray } from '../../kernels/webgpu/runner.js';
@@ -26,8 +26,8 @@ function operands(ins: Parameters<GpuOpDef['run']>[0], at: ConvAttrs, ctx: GpuCt
   return { x, w, bias, inS, kernel, n: x.shape[0], c: x.shape[1] };
 }
 
-/** Conv, then + z (a residual of the output's shape, in the epilogue), then the activation. */
-export function runConv(ins: Parameters<GpuOpDef['run']>[0], at: ConvAttrs, ctx: GpuCtx, z?: GpuArray, activation?: Activation): GpuArray[] {
+/** Conv, then + z (a residual of the output's shape, in the epilogue), then the activation, then the affine. */
+export function runConv(ins: Parameters<GpuOpDef['run']>[0], at: ConvAttrs, ctx: GpuCtx, z?: GpuArray, activation?: Activation, affine?: PostAffine): GpuArray[] {
   const { x, w, bias, inS, kernel, n, c } = operands(ins, at, ctx, (wt) => wt.shape[0]);
   const m = w.shape[0], group = at.group;
   if (c % group !== 0 || w.shape[1] * group !== c) fail(ctx, `input 1 (W) should have C/group = ${c / group} input channels, got ${w.shape[1]} (W shape [${w.shape}], group ${group})`);
@@ -35,14 +35,14 @@ export function runConv(ins: Parameters<GpuOpDef['run']>[0], at: ConvAttrs, ctx:
   if (z && z.dtype !== x.dtype) fail(ctx, `input 3 (Z) should have dtype ${x.dtype} like X, got ${z.dtype}`);
   const win = resolveWindow(at, inS, kernel, ctx), s = { n, c, m, group, g: geom3(inS, win) };
   const out = [n, m, ...win.out], inPlace = z && z.shape.length === out.length && z.shape.every((d, i) => d === out[i]);
-  const ep: Epilogue = { bias, residual: inPlace ? z : undefined, activation: !z || inPlace ? activation : undefined };
+  const ep: Epilogue = { bias, residual: inPlace ? z : undefined, ...(!z || inPlace ? { activation, affine } : {}) };
   // One input channel per group is a sliding window per output, not a product worth tiling.
   const p = c === group && group > 1 ? depthwiseProgram(x, w, s, win.out, ep) : convProgram(ctx.gpu.ctx, x, w, s, win.out, ep);
   const [y] = runTagged(ctx, p);
   if (!z || inPlace) return [y];
   // A residual that broadcasts into (or grows) the output: one elementwise pass adds it.
   const shape = broadcastShapes(y.shape, z.shape) ?? fail(ctx, `input 3 (Z) of shape [${z.shape}] does not broadcast with the output [${y.shape}]`);
-  const [r] = ctx.gpu.run(elementwiseEpilogue([y, z], shape, activation));
+  const [r] = ctx.gpu.run(elementwiseEpilogue([y, z], shape, activation, affine));
   ctx.gpu.release(y);
   return [r];
 }

@@ -1,15 +1,17 @@
 // GPU lowerings of the internal ops made by graph optimisation (ops/fused.ts, domain ai.lastmile):
-//   FusedConv(X, W, B?, Z?)      the Conv program with Z and the activation in its epilogue
-//   FusedGemm(A, B, C?)          the Gemm program with the activation in its epilogue
-//   FusedMatMul(A, B, bias?)     permA/permB read as strides by the MatMul program; bias and activation in its epilogue
+//   FusedConv(X, W, B?, Z?)      the Conv program with Z, the activation and post_affine in its epilogue
+//   FusedGemm(A, B, C?)          the Gemm program with the activation and post_affine in its epilogue
+//   FusedMatMul(A, B, bias?)     permA/permB read as strides by the MatMul program; alpha, bias, activation and
+//                                post_affine in its epilogue
 //   LayerNormalization, Gelu,    the ONNX ops' GPU lowerings, for models whose opset predates them
 //   HardSwish
-// Each activation is WGSL applied in registers before the store (kernels/webgpu/activation.ts).
+// Each activation, and the affine after it, is WGSL applied in registers before the store (kernels/webgpu/activation.ts).
 import type { DType } from '../../engine/dtype.js';
 import type { Node } from '../../engine/graph.js';
 import { INTERNAL } from '../../engine/passes/view.js';
 import { isActivation, type Activation } from '../../kernels/webgpu/activation.js';
 import type { ConvAttrs } from '../conv.js';
+import type { PostAffine } from '../fused.js';
 import { fail, gpuAt, lookupGpu, registerGpu, type GpuCtx, type GpuOpDef } from '../registry.js';
 import { rejectNonFloat, runConv } from './conv.js';
 import { runGemm, stridedMatMul, viewOf, type GemmAttrs } from './matmul.js';
@@ -37,19 +39,20 @@ const withActivation = (reject: GpuOpDef['reject']): GpuOpDef['reject'] => (d, a
 };
 
 /** The CPU definitions' parsed attributes: `base` holds the ONNX op's. */
-interface Fused<A> { base: A }
+interface Fused<A> { base: A; affine?: PostAffine }
 
 registerGpu({
   op: 'FusedConv', domain: INTERNAL, reject: withActivation(rejectNonFloat),
-  run: (ins, at: Fused<ConvAttrs>, ctx) => runConv(ins.slice(0, 3), at.base, ctx, ins[3] === undefined ? undefined : gpuAt(ins, 3, ctx), activationOf(ctx.node, ctx)),
+  run: (ins, at: Fused<ConvAttrs>, ctx) => runConv(ins.slice(0, 3), at.base, ctx, ins[3] === undefined ? undefined : gpuAt(ins, 3, ctx), activationOf(ctx.node, ctx), at.affine),
 }, {
   op: 'FusedGemm', domain: INTERNAL, reject: withActivation(rejectFloats),
-  run: (ins, at: Fused<GemmAttrs>, ctx) => runGemm(ins, at.base, ctx, activationOf(ctx.node, ctx)),
+  run: (ins, at: Fused<GemmAttrs>, ctx) => runGemm(ins, at.base, ctx, activationOf(ctx.node, ctx), at.affine),
 }, {
   op: 'FusedMatMul', domain: INTERNAL, reject: withActivation(rejectFloats),
-  run: (ins, at: { permA?: number[]; permB?: number[] }, ctx) => {
+  run: (ins, at: { permA?: number[]; permB?: number[]; alpha: number; affine?: PostAffine }, ctx) => {
     const a = viewOf(gpuAt(ins, 0, ctx), at.permA, 'permA', ctx), b = viewOf(gpuAt(ins, 1, ctx), at.permB, 'permB', ctx);
-    return [stridedMatMul(a, b, ctx, ins[2] === undefined ? undefined : gpuAt(ins, 2, ctx), activationOf(ctx.node, ctx))];
+    const post = { alpha: at.alpha, activation: activationOf(ctx.node, ctx), affine: at.affine };
+    return [stridedMatMul(a, b, ctx, ins[2] === undefined ? undefined : gpuAt(ins, 2, ctx), post)];
   },
 });
 

@@ -1,11 +1,11 @@
 // GPU lowerings of MatMul (numpy batch broadcasting, 1-D operands) and Gemm (transA/transB, alpha, beta,
 // broadcast C) onto the GEMM programs of kernels/webgpu/matmul.ts. The runners are shared with the fused
 // ops (fused.ts): operands are strided views, so a permuted operand is read in place, and the product
-// takes an addend and an activation in its epilogue.
+// takes a scale (alpha), an addend, an activation and a post-activation affine in its epilogue.
 import type { DType } from '../../engine/dtype.js';
 import { sizeOf } from '../../engine/tensor.js';
 import { broadcastShapes, stridesOf } from '../../kernels/cpu/broadcast.js';
-import { elementwiseEpilogue, type Activation } from '../../kernels/webgpu/activation.js';
+import { elementwiseEpilogue, type Activation, type PostAffine } from '../../kernels/webgpu/activation.js';
 import { matmulProgram, type Epilogue, type MatmulSpec } from '../../kernels/webgpu/matmul.js';
 import type { GpuArray, Program } from '../../kernels/webgpu/runner.js';
 import { broadcastStrides } from '../../kernels/webgpu/wgsl.js';
@@ -34,18 +34,22 @@ export function viewOf(x: GpuArray, perm: readonly number[] | undefined, what: s
 /** An addend of the product: element strides along the batch dims, rows and columns of the output. */
 interface Addend { x: GpuArray; batch: number[]; row: number; col: number }
 
+/** What FusedMatMul does after the product: act(alpha * A·B + z) * s + t. */
+export interface MatMulPost { alpha?: number; activation?: Activation; affine?: PostAffine }
+
 /** numpy.matmul of two strided views, laid out for the GPU GEMM, with the addend `z` (if any) in the epilogue. */
-export function stridedMatMul(A: StridedView, B: StridedView, ctx: GpuCtx, z?: GpuArray, activation?: Activation): GpuArray {
+export function stridedMatMul(A: StridedView, B: StridedView, ctx: GpuCtx, z?: GpuArray, post: MatMulPost = {}): GpuArray {
   if (A.x.dtype !== B.x.dtype) fail(ctx, `input 1 (B) should have dtype ${A.x.dtype} like input 0 (A), got ${B.x.dtype}`);
   const { a2, b2, m, k, n, batch, out } = matmulLayout(A, B, ctx);
   if (z && z.dtype !== A.x.dtype) fail(ctx, `input 2 (the addend) should have dtype ${A.x.dtype}, got ${z.dtype}`);
   const fits = z && sameShape(broadcastShapes(out, z.shape), out);
   const add = fits ? addendOf(z, out, batch.length, A.shape.length === 1, B.shape.length === 1) : undefined;
   const spec = gemmSpec({ ...a2, x: A.x }, { ...b2, x: B.x }, { m, n, k }, batch, A.permuted, add);
-  spec.epilogue = { bias: add?.x, activation: fits || !z ? activation : undefined };
+  const inProgram = fits || !z;
+  spec.epilogue = { alpha: post.alpha, bias: add?.x, ...(inProgram ? { activation: post.activation, affine: post.affine } : {}) };
   const [y] = runTagged(ctx, matmulProgram(ctx.gpu.ctx, spec, out));
-  // An addend that grows the product's shape: added (with the activation) by a broadcasting pass.
-  return z && !fits ? addThenActivate(y, z, activation, ctx) : y;
+  // An addend that grows the product's shape: added (with the activation and affine) by a broadcasting pass.
+  return inProgram ? y : addThenActivate(y, z, post, ctx);
 }
 
 const sameShape = (s: readonly number[] | null | undefined, t: readonly number[]) => !!s && s.length === t.length && s.every((d, i) => d === t[i]);
@@ -83,10 +87,10 @@ function gemmSpec(a: Mat, b: Mat, d: { m: number; n: number; k: number }, batch:
   };
 }
 
-/** y + z broadcast, then the activation, as one elementwise pass; releases y. */
-function addThenActivate(y: GpuArray, z: GpuArray, act: Activation | undefined, ctx: GpuCtx): GpuArray {
+/** y + z broadcast, then the activation and affine, as one elementwise pass; releases y. */
+function addThenActivate(y: GpuArray, z: GpuArray, post: MatMulPost, ctx: GpuCtx): GpuArray {
   const out = broadcastShapes(y.shape, z.shape) ?? fail(ctx, `the product [${y.shape}] and the addend [${z.shape}] do not broadcast`);
-  const [r] = ctx.gpu.run(elementwiseEpilogue([y, z], out, act));
+  const [r] = ctx.gpu.run(elementwiseEpilogue([y, z], out, post.activation, post.affine));
   ctx.gpu.release(y);
   return r;
 }
@@ -110,8 +114,8 @@ export function runTagged(ctx: GpuCtx, p: Program): GpuArray[] {
 
 export interface GemmAttrs { alpha: number; beta: number; transA: boolean; transB: boolean }
 
-/** Gemm: act(alpha * A'B' + beta * C). */
-export function runGemm(ins: Parameters<GpuOpDef['run']>[0], at: GemmAttrs, ctx: GpuCtx, activation?: Activation): GpuArray[] {
+/** Gemm: act(alpha * A'B' + beta * C) * s + t. */
+export function runGemm(ins: Parameters<GpuOpDef['run']>[0], at: GemmAttrs, ctx: GpuCtx, activation?: Activation, affine?: PostAffine): GpuArray[] {
   const a = gpuAt(ins, 0, ctx), b = gpuAt(ins, 1, ctx), c = ins[2] === undefined ? undefined : gpuAt(ins, 2, ctx);
   if (a.shape.length !== 2) fail(ctx, `input 0 (A) should be 2-D, got [${a.shape}]`);
   if (b.shape.length !== 2) fail(ctx, `input 1 (B) should be 2-D, got [${b.shape}]`);
@@ -124,7 +128,7 @@ export function runGemm(ins: Parameters<GpuOpDef['run']>[0], at: GemmAttrs, ctx:
     if (bias.dtype !== a.dtype) fail(ctx, `input 2 (C) should have dtype ${a.dtype}, got ${bias.dtype}`);
   }
   const [cr, cc] = bias ? broadcastStrides(bias.shape, [m, n]) : [0, 0];
-  const ep: Epilogue = { alpha: at.alpha, beta: at.beta, bias, activation };
+  const ep: Epilogue = { alpha: at.alpha, beta: at.beta, bias, activation, affine };
   const spec: MatmulSpec = {
     // A transposed input is the same buffer read with its two strides swapped.
     a: { x: a, strides: at.transA ? [1, m] : [k, 1], batchStrides: [] },

@@ -27,14 +27,15 @@ function activation(g: GraphBuilder, y: string, kind: string): string {
 }
 const KINDS = ['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Elu', 'Gelu', 'GeluTanh', 'Silu'];
 
-/** Builds a model with `build`, checks the WebGPU plan holds `fused` and matches the CPU session. */
-async function check(build: (g: GraphBuilder, input: (n: string, v: NdArray) => string) => string, fused: string, opset = 20) {
+/** Builds a model with `build`, checks the WebGPU plan holds `fused` (and none of `folded`) and matches the CPU session. */
+async function check(build: (g: GraphBuilder, input: (n: string, v: NdArray) => string) => string, fused: string, opset = 20, folded: string[] = []) {
   const g = new GraphBuilder(), feeds: Record<string, NdArray> = {};
   const out = build(g, (n, v) => { feeds[n] = v; return g.input(n, v.dtype, [...v.shape]); });
   g.output(out, null);
   const bytes = g.model({ opset });
   const gpu = await expectGpuMatchesCpu(bytes, feeds, { rtol: 1e-3, atol: 1e-4 });
   expect(ops(gpu)).toContain(fused);
+  for (const op of folded) expect(ops(gpu)).not.toContain(op);
 }
 
 describeGpu('fused ops on WebGPU', () => {
@@ -90,6 +91,50 @@ describeGpu('fused ops on WebGPU', () => {
     await check((g, input) => activation(g, g.node('Add', [input('z', randomF32([4, 1, 1], r)), conv(g, input, 1, 3, 4)])[0], 'Clip'), 'FusedConv');
     await check((g, input) => activation(g, conv(g, input, 4, 4, 8), 'HardSwish'), 'FusedConv');
     await check((g, input) => activation(g, conv(g, input, 1, 2, 5), 'LeakyRelu'), 'FusedConv');
+  });
+
+  it('post_affine (a scalar Mul/Add after the activation) on FusedConv, FusedGemm and FusedMatMul, in and after the program', async () => {
+    const r = rng(87);
+    const s = (g: GraphBuilder, name: string, v: number) => g.init(name, 'float32', [1], [v]);
+    const affine = (g: GraphBuilder, y: string, mul: boolean, add: boolean) => {
+      const m = mul ? g.node('Mul', [s(g, `s${y}`, 0.47), y])[0] : y;
+      return add ? g.node('Add', [m, s(g, `t${y}`, -0.3)])[0] : m;
+    };
+    const conv = (g: GraphBuilder, input: (n: string, v: NdArray) => string, group: number, c: number, m: number) =>
+      g.node('Conv', [input('x', randomF32([2, c, 6, 5], r, -4, 4)), g.init('w', randomF32([m, c / group, 3, 3], r)), g.init('b', randomF32([m], r))], { pads: [1, 1, 1, 1], group })[0];
+    // Implicit GEMM and depthwise programs; then a residual that grows the output (the elementwise epilogue).
+    await check((g, input) => affine(g, activation(g, conv(g, input, 1, 3, 4), 'HardSwish'), true, true), 'FusedConv', 20, ['Mul', 'Add']);
+    await check((g, input) => affine(g, activation(g, conv(g, input, 4, 4, 8), 'Relu'), true, false), 'FusedConv', 20, ['Mul', 'Add']);
+    await check((g, input) => affine(g, activation(g, g.node('Add', [conv(g, input, 1, 3, 4), input('z', randomF32([3, 2, 4, 6, 5], r))])[0], 'Sigmoid'), false, true), 'FusedConv', 20, ['Mul', 'Add']);
+    // Gemm with no activation, and with one.
+    await check((g, input) => affine(g, g.node('Gemm', [input('a', randomF32([7, 5], r)), g.init('w', randomF32([5, 6], r))])[0], true, true), 'FusedGemm', 20, ['Mul', 'Add']);
+    await check((g, input) => affine(g, activation(g, g.node('Gemm', [input('a', randomF32([3, 9], r)), g.init('w', randomF32([9, 1], r)), g.init('c', randomF32([1], r))])[0], 'Tanh'), false, true), 'FusedGemm', 20, ['Mul', 'Add']);
+    // MatMul + bias + Gelu, then the affine; and with an addend that grows the product.
+    await check((g, input) => {
+      const y = g.node('Add', [g.node('MatMul', [input('a', randomF32([2, 5, 8], r)), g.init('w', randomF32([8, 7], r))])[0], g.init('b', randomF32([7], r))])[0];
+      return affine(g, activation(g, y, 'Gelu'), true, true);
+    }, 'FusedMatMul', 20, ['Mul', 'Add', 'Div']);
+    await check((g, input) => {
+      const y = g.node('Add', [g.node('MatMul', [input('a', randomF32([5, 8], r)), g.init('w', randomF32([8, 3], r))])[0], input('z', randomF32([2, 5, 3], r))])[0];
+      return affine(g, activation(g, y, 'Relu'), true, true);
+    }, 'FusedMatMul', 20, ['Mul', 'Add', 'Div']);
+  });
+
+  it('alpha (a scalar Div/Mul of a MatMul) before the bias: attention scores with a key mask, and a growing addend', async () => {
+    const r = rng(88);
+    const [B, H, S, D] = [2, 3, 7, 8];
+    for (const op of ['Div', 'Mul']) {
+      await check((g, input) => {
+        const q = g.node('Transpose', [input('q', randomF32([B, S, H, D], r))], { perm: [0, 2, 1, 3] })[0];
+        const k = g.node('Transpose', [input('k', randomF32([B, S, H, D], r))], { perm: [0, 2, 3, 1] })[0];
+        const scaled = g.node(op, [g.node('MatMul', [q, k])[0], g.init('c', 'float32', [], [op === 'Div' ? Math.sqrt(D) : 0.35])])[0];
+        return g.node('Add', [scaled, input('mask', randomF32([B, 1, 1, S], r, -3, 0))])[0];
+      }, 'FusedMatMul', 20, ['Mul', 'Add', 'Div']);
+    }
+    await check((g, input) => {
+      const y = g.node('Div', [g.node('MatMul', [input('a', randomF32([4, 6], r)), g.init('w', randomF32([6, 5], r))])[0], g.init('c', 'float32', [1], [3])])[0];
+      return g.node('Add', [y, input('z', randomF32([2, 4, 5], r))])[0];
+    }, 'FusedMatMul', 20, ['Mul', 'Add', 'Div']);
   });
 
   it('LayerNormalization and Gelu adopted at old opsets (internal domain) run on the GPU', async () => {
