@@ -2,9 +2,10 @@
 // the pooling ops share (kernel_shape, strides, dilations, pads, auto_pad, ceil_mode).
 import { isFloat } from '../engine/dtype.js';
 import type { Dim, TypeInfo } from '../engine/graph.js';
-import { NdArray } from '../engine/tensor.js';
+import { NdArray, type Value } from '../engine/tensor.js';
 import { binaryBroadcast } from '../kernels/cpu/broadcast.js';
 import { conv, convTranspose, type Geom3 } from '../kernels/cpu/conv.js';
+import type { Step } from '../kernels/wasm/elementwise.js';
 import { fail, optTensor, register, tensorAt, type Attrs, type RunCtx } from './registry.js';
 import { dtypeOf, shapeOf, tensorType } from './infer-rules.js';
 
@@ -145,19 +146,25 @@ function convInfer(ins: (TypeInfo | undefined)[], at: ConvAttrs, dtype?: NdArray
   return [tensorType(t, [xs[0], ws?.[0] ?? null, ...inferWindowDims(at, xs.slice(2), kernel)])];
 }
 
+/**
+ * Conv of the node's X, W and B. With `steps` (float32 WebAssembly epilogue steps, ops/fused.ts), a kernel
+ * that can apply them as it writes the output does, and `stepped` says so.
+ */
+export function convForward(ins: (Value | undefined)[], at: ConvAttrs, ctx: RunCtx, steps?: readonly Step[]): { y: NdArray; stepped: boolean } {
+  const x = tensorAt(ins, 0, ctx), w = tensorAt(ins, 1, ctx);
+  checkFloat(x, 'input 0 (X)', ctx);
+  if (w.dtype !== x.dtype) fail(ctx, `input 1 (W) should have dtype ${x.dtype} like X, got ${w.dtype}`);
+  const { n, c, m, shape, geom } = convSetup(x, w, at, ctx);
+  const y = NdArray.zeros(x.dtype, shape);
+  const stepped = conv(x.data as Float32Array, w.data as Float32Array, y.data as Float32Array, n, c, m, at.group, geom, biasOf(optTensor(ins, 2, ctx), m, ctx), x.dtype === 'float32' ? steps : undefined);
+  return { y, stepped };
+}
+
 register({
   op: 'Conv',
   attrs: readConv,
   infer: (ins, at: ConvAttrs) => convInfer(ins, at),
-  run: (ins, at: ConvAttrs, ctx) => {
-    const x = tensorAt(ins, 0, ctx), w = tensorAt(ins, 1, ctx);
-    checkFloat(x, 'input 0 (X)', ctx);
-    if (w.dtype !== x.dtype) fail(ctx, `input 1 (W) should have dtype ${x.dtype} like X, got ${w.dtype}`);
-    const { n, c, m, shape, geom } = convSetup(x, w, at, ctx);
-    const y = NdArray.zeros(x.dtype, shape);
-    conv(x.data as Float32Array, w.data as Float32Array, y.data as Float32Array, n, c, m, at.group, geom, biasOf(optTensor(ins, 2, ctx), m, ctx));
-    return [y];
-  },
+  run: (ins, at: ConvAttrs, ctx) => [convForward(ins, at, ctx).y],
 });
 
 /** t - zeroPoint as float64; zeroPoint is a scalar or, with `perChannel`, one value per leading index. */

@@ -17,11 +17,12 @@ import { broadcastShapes, binaryBroadcast, stridesOf } from '../kernels/cpu/broa
 import { fillBroadcast } from '../kernels/cpu/broadcast-fill.js';
 import * as K from '../kernels/cpu/elementwise.js';
 import { gemm, type Mat } from '../kernels/cpu/gemm.js';
+import { gemmWasm } from '../kernels/wasm/gemm.js';
 import { roundInPlace } from '../kernels/cpu/minifloat.js';
 import { binaryWasm, mapWasm, type Step } from '../kernels/wasm/elementwise.js';
 import { broadcastInfer } from './infer-rules.js';
 import { fail, lookup, optTensor, register, tensorAt, type Attrs, type OpDef, type RunCtx } from './registry.js';
-import './conv.js';
+import { convForward, type ConvAttrs } from './conv.js';
 import './matmul.js';
 import './normalization.js';
 import './elementwise.js';
@@ -101,8 +102,8 @@ function applyAffine(y: NdArray, { scale, shift }: PostAffine): void {
 interface Post { z?: NdArray; act?: Act; affine?: PostAffine }
 
 /** The post-ops as WebAssembly steps over float32 storage; undefined when one of them has none. */
-function wasmSteps(y: NdArray, { act: a, affine }: Post): Step[] | undefined {
-  if (y.dtype !== 'float32' || (a && !a.step)) return undefined;
+function wasmSteps(dtype: NdArray['dtype'], { act: a, affine }: Post): Step[] | undefined {
+  if (dtype !== 'float32' || (a && !a.step)) return undefined;
   const steps: Step[] = a?.step ? [a.step] : [];
   if (affine && affine.scale !== 1) steps.push(['mulS', affine.scale]);
   if (affine && !Object.is(affine.shift, -0)) steps.push(['addS', affine.shift]);
@@ -111,7 +112,7 @@ function wasmSteps(y: NdArray, { act: a, affine }: Post): Step[] | undefined {
 
 /** y, then + z (in place when z broadcasts into y's shape), then the activation and the affine in place. */
 function epilogue(y: NdArray, post: Post, ctx: RunCtx): NdArray {
-  const { z, act: a, affine } = post, steps = wasmSteps(y, post);
+  const { z, act: a, affine } = post, steps = wasmSteps(y.dtype, post);
   if (z) {
     if (z.dtype !== y.dtype) fail(ctx, `the added input has dtype ${z.dtype}, expected ${y.dtype}`);
     round(y);
@@ -139,8 +140,11 @@ register({
   attrs: (a): ConvLike => ({ base: base('Conv', 11).attrs!(a, 11), act: readActivation(a), affine: readAffine(a) }),
   infer: (ins, at: ConvLike, ctx) => [withAdded(base('Conv', 11).infer!(ins.slice(0, 3), at.base, ctx)[0], ins[3])],
   run: (ins, at: ConvLike, ctx) => {
-    const [y] = base('Conv', 11).run(ins.slice(0, 3), at.base, baseCtx(ctx, 11)) as NdArray[];
-    return [epilogue(y, { z: optTensor(ins, 3, ctx), act: at.act, affine: at.affine }, ctx)];
+    const post = { z: optTensor(ins, 3, ctx), act: at.act, affine: at.affine };
+    // Without a residual, the conv kernel may apply the activation and affine as it writes (pointwise convs).
+    const steps = post.z ? undefined : wasmSteps('float32', post);
+    const { y, stepped } = convForward(ins.slice(0, 3), at.base as ConvAttrs, baseCtx(ctx, 11), steps?.length ? steps : undefined);
+    return [stepped ? y : epilogue(y, post, ctx)];
   },
 });
 
@@ -234,6 +238,22 @@ function stridedMatMul(a: NdArray, b: NdArray, at: MatMulAttrs, z: NdArray | und
   return r;
 }
 
+/**
+ * The whole FusedMatMul as one float32 GEMM whose epilogue starts from the bias row and applies the
+ * activation and affine before the sums leave wasm memory (no pass over the output of its own), when it
+ * is one: B shared by every batch, A read as stored, the addend absent or one value per column. Else undefined.
+ */
+function epilogueInGemm(a: NdArray, b: NdArray, at: MatMulAttrs, post: Post, ctx: RunCtx): NdArray | undefined {
+  const steps = wasmSteps(a.dtype, post), z = post.z;
+  if (!steps || b.dtype !== 'float32' || at.permA || (z && (z.dtype !== 'float32' || z.shape.some((d, i) => d !== 1 && i !== z.shape.length - 1)))) return undefined;
+  const { a2, b2, m, k, n, bBatch, batch, out } = matmulLayout(operand(a, at.permA, 'permA', ctx), operand(b, at.permB, 'permB', ctx), ctx);
+  if (sizeOf(bBatch) !== 1 || (z && z.size !== n && z.size !== 1) || (z && z.shape.length > out.length)) return undefined;
+  const y = NdArray.uninit('float32', out), bias = z && (z.size === n ? (z.data as Float32Array) : new Float32Array(n).fill(z.data[0] as number));
+  const [ars, acs] = a2.strides.slice(-2), [brs, bcs] = b2.strides.slice(-2);
+  const A: Mat = { data: a.data as Float32Array, off: 0, rs: ars, cs: acs }, B: Mat = { data: b.data as Float32Array, off: 0, rs: brs, cs: bcs };
+  return gemmWasm(m * sizeOf(batch), n, k, A, B, y.data, 0, n, at.alpha, { bias, perRow: false, steps }) ? y : undefined;
+}
+
 const permuted = (t: TypeInfo | undefined, perm: number[] | undefined): TypeInfo | undefined => {
   if (!perm || t?.kind !== 'tensor') return t;
   return { kind: 'tensor', dtype: t.dtype, shape: t.shape?.length === perm.length ? perm.map((p) => t.shape![p]) : undefined };
@@ -247,8 +267,11 @@ register({
   }),
   infer: (ins, at: MatMulAttrs, ctx) => [withAdded(base('MatMul', 13).infer!([permuted(ins[0], at.permA), permuted(ins[1], at.permB)], undefined, ctx)[0], ins[2])],
   run: (ins, at: MatMulAttrs, ctx) => {
-    const z = optTensor(ins, 2, ctx), { y, added } = stridedMatMul(tensorAt(ins, 0, ctx), tensorAt(ins, 1, ctx), at, z, ctx);
-    return [epilogue(y, { z: added ? undefined : z, act: at.act, affine: at.affine }, ctx)];
+    const a = tensorAt(ins, 0, ctx), b = tensorAt(ins, 1, ctx), z = optTensor(ins, 2, ctx);
+    const post = { z, act: at.act, affine: at.affine }, done = epilogueInGemm(a, b, at, post, ctx);
+    if (done) return [done];
+    const { y, added } = stridedMatMul(a, b, at, z, ctx);
+    return [epilogue(y, { ...post, z: added ? undefined : z }, ctx)];
   },
 });
 

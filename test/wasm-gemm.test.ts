@@ -4,7 +4,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { gemm, gemmJs, rowMajor, transposed, type Mat } from '../kernels/cpu/gemm.js';
 import { gemmWasm, SHAPE, WasmGemm } from '../kernels/wasm/gemm.js';
+import { mapWasm } from '../kernels/wasm/elementwise.js';
 import { hasRelaxedSimd, hasSimd, setWasmKernels, wasmKernels } from '../kernels/wasm/simd.js';
+import { withThreads } from '../kernels/wasm/threads.js';
 import { GraphBuilder } from '../loaders/builder.js';
 import { expectMatchesOrt, randomF32, rng } from './helpers/oracle.js';
 
@@ -109,6 +111,36 @@ describe.skipIf(!hasSimd).each(shapes)('WasmGemm %j', (shape) => {
     check(g, { m: 200, n: 300, k: 100 }, 4);
     check(g, { m: 8, n: 8, k: 8 }, 5);
     check(g, { m: 210, n: 310, k: 90, la: 'trans' }, 6);
+  });
+});
+
+describe.skipIf(!hasSimd)('GEMM epilogue (bias and steps applied before C leaves wasm memory)', () => {
+  // Bias per row or column (or none), then steps, against the plain product onto a bias-filled C and the
+  // same steps applied afterwards: bit for bit, as both do the same float32 operations in the same order.
+  const cases: [number, number, number, boolean, boolean][] = [
+    [1, 40, 3, true, false], [5, 13, 7, false, true], [32, 1000, 16, true, true], [37, 300, 600, false, true], [130, 70, 40, true, false], [4, 9, 2000, false, false],
+  ];
+  it.each(cases)('m %i n %i k %i, bias %s per row %s', (m, n, k, withBias, perRow) => {
+    const r = rng(m + n + k), g = new WasmGemm(), a = operand(m, k, 'plain', r), b = operand(k, n, 'trans', r);
+    const bias = withBias ? fill(perRow ? m : n, r) : undefined, steps = [['hardSwish'], ['mulS', 1.5], ['addS', -0.25]] as const;
+    const c = new Float32Array(m * n + 3).fill(NaN), want = new Float32Array(m * n + 3).fill(NaN);
+    expect(g.run(m, n, k, a, b, c, 3, n, 0.5, { bias, perRow, steps })).toBe(true);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) want[3 + i * n + j] = bias ? bias[perRow ? i : j] : 0;
+    expect(g.run(m, n, k, a, b, want, 3, n, 0.5)).toBe(true);
+    expect(mapWasm(want.subarray(3), want.subarray(3), m * n, steps)).toBe(true);
+    expect(c).toEqual(want);
+  });
+
+  it('declines an empty depth (C would still need writing) and runs on threads bit for bit', async () => {
+    const g = new WasmGemm(), r = rng(9);
+    expect(g.run(4, 4, 0, operand(4, 0, 'plain', r), operand(0, 4, 'plain', r), new Float32Array(16), 0, 4, 1, { perRow: true, steps: [] })).toBe(false);
+    await g.startThreads(2);
+    const [m, n, k] = [256, 300, 64], a = operand(m, k, 'plain', r), b = operand(k, n, 'plain', r), bias = fill(n, r);
+    const one = new Float32Array(m * n), two = new Float32Array(m * n), epi = { bias, perRow: false, steps: [['relu']] as const };
+    withThreads(1, () => g.run(m, n, k, a, b, one, 0, n, 1, epi));
+    withThreads(2, () => g.run(m, n, k, a, b, two, 0, n, 1, epi));
+    expect(two).toEqual(one);
+    g.stopThreads();
   });
 });
 

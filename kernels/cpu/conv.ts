@@ -4,6 +4,8 @@
 // float32 1-D/2-D windows run in WebAssembly SIMD (kernels/wasm/conv.ts); the loops here serve the other
 // dtypes (float64, ConvInteger's shifted integers), 3-D windows, and LASTMILE_NO_WASM.
 import { convTransposeWasm, convWasm, depthwiseWasm } from '../wasm/conv.js';
+import type { Step } from '../wasm/elementwise.js';
+import { gemmWasm } from '../wasm/gemm.js';
 import { gemm, rowMajor } from './gemm.js';
 
 type Num = { [i: number]: number; length: number };
@@ -38,19 +40,23 @@ function fillBias(y: Num, bias: Num, n: number, m: number, size: number): void {
 
 /**
  * conv(x, w) for n images of c channels into m channels: with `bias` (m values) y = conv(x, w) + bias,
- * whatever y held; without it y += conv(x, w) (callers pre-fill y).
+ * whatever y held; without it y += conv(x, w) (callers pre-fill y). With `steps` (float32 only), a
+ * kernel that can apply them to its output in the same pass does, y = steps(conv(x, w) + bias) whatever y
+ * held, and the result says whether one did (if not, y is as without steps and y's zeros were kept).
  */
-export function conv(x: FloatArray, w: FloatArray, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Num): void {
+export function conv(x: FloatArray, w: FloatArray, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Num, steps?: readonly Step[]): boolean {
   const cg = c / group, mg = m / group, inSize = prod(g.inS), outSize = prod(g.out), kdim = cg * prod(g.k);
   if (cg === 1 && group > 1) {
-    if (depthwiseWasm(x, w, y, n, c, mg, g, bias)) return;
+    if (depthwiseWasm(x, w, y, n, c, mg, g, bias)) return false;
     if (bias) fillBias(y, bias, n, m, outSize);
-    return depthwise(x, w, y, n, c, mg, g);
+    depthwise(x, w, y, n, c, mg, g);
+    return false;
   }
   const pointwise = kdim === cg && g.s.every((v) => v === 1) && g.p.every((v) => v === 0) && g.out.every((v, i) => v === g.inS[i]);
   // Pointwise convs are plain GEMMs on x as it is: the wasm GEMM's packed panels beat the direct kernel's
-  // strided reads there (1.25x over PP-OCR's pointwise layers).
-  if (!pointwise && convWasm(x, w, y, n, c, m, group, g, bias)) return;
+  // strided reads there (1.25x over PP-OCR's pointwise layers). Its epilogue writes the bias and the steps.
+  if (pointwise && steps && pointwiseSteps(x, w, y, n, c, m, group, inSize, bias, steps)) return true;
+  if (!pointwise && convWasm(x, w, y, n, c, m, group, g, bias)) return false;
   if (bias) fillBias(y, bias, n, m, outSize);
   const chunk = Math.max(1, Math.min(outSize, Math.floor(CHUNK_ELEMS / kdim)));
   const col = pointwise ? undefined : new (x.constructor as Float64ArrayConstructor)(kdim * chunk);
@@ -65,6 +71,22 @@ export function conv(x: FloatArray, w: FloatArray, y: Num, n: number, c: number,
       }
     }
   }
+  return false;
+}
+
+/** A pointwise conv as one GEMM per (image, group) whose epilogue sets the bias and applies the steps; false (nothing written) when wasm declines the first. */
+function pointwiseSteps(x: FloatArray, w: FloatArray, y: Num, n: number, c: number, m: number, group: number, size: number, bias: Num | undefined, steps: readonly Step[]): boolean {
+  const cg = c / group, mg = m / group;
+  if (bias && !(bias instanceof Float32Array)) return false;
+  for (let b = 0; b < n; b++) {
+    for (let gi = 0; gi < group; gi++) {
+      const epi = { bias: bias?.subarray(gi * mg, (gi + 1) * mg), perRow: true, steps };
+      const ok = gemmWasm(mg, size, cg, rowMajor(w, cg, gi * mg * cg), rowMajor(x, size, (b * c + gi * cg) * size), y, (b * m + gi * mg) * size, size, 1, epi);
+      // Declined (wasm memory could not grow): the caller's path starts over, onto zeros as a fresh output holds.
+      if (!ok) { (y as Float32Array).fill(0); return false; }
+    }
+  }
+  return true;
 }
 
 /** Rows (channel, kd, kh, kw) by columns (output positions o0 .. o0+len) of input taps, zero outside. */

@@ -193,3 +193,17 @@ export function binaryWasm(op: BinaryOp, a: unknown, aShape: readonly number[], 
 
 /** A Row1 that runs `step` in WebAssembly for float32 rows and `fallback` otherwise (float64, short rows, wasm off). */
 export const stepRow = (step: Step, fallback: Row1): Row1 => (out, x, n) => { if (!mapWasm(out, x, n, [step])) fallback(out, x, n); };
+
+const stepModules = new Map<number, WebAssembly.Module>();
+
+/**
+ * The steps as functions over another kernel's memory (maxPages given: a shared memory with that maximum,
+ * as threads need), so an epilogue runs on values where that kernel staged them, with no copies. Returns
+ * apply(byteAddress, n, steps); n is rounded up to whole vectors, so up to 3 floats past n are rewritten.
+ */
+export function stepsOn(memory: WebAssembly.Memory, maxPages = 0): (at: number, n: number, steps: readonly Step[]) => void {
+  let module = stepModules.get(maxPages);
+  if (!module) stepModules.set(maxPages, module = new WebAssembly.Module(buildModule(moduleFuncs(), maxPages ? { shared: true, maxPages } : {})));
+  const fn = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Fns;
+  return (at, n, steps) => { for (const [name, a, b] of steps) fn[name as StepName](at, n, a ?? 0, b ?? 0); };
+}

@@ -15,6 +15,7 @@ import type { Mat } from '../cpu/gemm.js';
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
 import { BlockHeap } from './heap.js';
 import { growTo, hasRelaxedSimd, hasSimd, MAX_FLOATS, wasmKernels } from './simd.js';
+import { stepsOn, type Step } from './elementwise.js';
 import { CTRL_BYTES, Pool, threads } from './threads.js';
 
 export interface KernelShape { mr: number; nr: number; fma: boolean }
@@ -220,6 +221,13 @@ const PANELS_MAX = 1 << 26;
 // Products below this many multiply-adds stay on one thread: waking workers costs tens of microseconds.
 export const PARALLEL_MIN_MACS = 1 << 20;
 
+/**
+ * What a product may do in place of accumulating onto C: start from `bias` (one value per row of C, or per
+ * column) or zeros, and apply `steps` (kernels/wasm/elementwise.ts) to the sums before they leave wasm
+ * memory. C's prior contents are then never read.
+ */
+export interface Epilogue { bias?: Float32Array; perRow: boolean; steps: readonly Step[] }
+
 /** Packed panels of one constant operand view, and where they live. */
 interface Panels { at: number; size: number; pad: number }
 /** Per constant array: its packed views, keyed by shape and strides. */
@@ -243,6 +251,7 @@ export class WasmGemm {
   private readonly packA: Pack;
   private readonly packB: Pack;
   private readonly pool: Pool | null;
+  private applySteps?: (at: number, n: number, steps: readonly Step[]) => void;
   private heap: Float32Array;
   private words: Int32Array;
   private readonly blocks = new BlockHeap(PANELS_AT / 4);
@@ -308,10 +317,11 @@ export class WasmGemm {
 
   /**
    * c[cOff + i*ldc + j] += alpha * sum_p A(i,p) * B(p,j), for i < m, j < n (the contract of gemm in
-   * kernels/cpu/gemm.ts). Returns false, having done nothing, when the operands do not fit in memory.
+   * kernels/cpu/gemm.ts); with `epi`, c = epi.steps(bias + alpha A·B) instead. Returns false, having done
+   * nothing, when the operands do not fit in memory.
    */
-  run(m: number, n: number, k: number, a: Mat<Float32Array>, b: Mat<Float32Array>, c: Float32Array, cOff: number, ldc: number, alpha = 1): boolean {
-    if (m === 0 || n === 0 || k === 0) return true;
+  run(m: number, n: number, k: number, a: Mat<Float32Array>, b: Mat<Float32Array>, c: Float32Array, cOff: number, ldc: number, alpha = 1, epi?: Epilogue): boolean {
+    if (m === 0 || n === 0 || k === 0) return !epi; // an epilogue would still have to write C
     const { mr, nr } = this.shape;
     const aP = this.prepacked(a, m, k, 'A'), bP = this.prepacked(b, k, n, 'B');
     const nt = this.pool && m * n * k >= PARALLEL_MIN_MACS ? threads() : 1;
@@ -338,12 +348,14 @@ export class WasmGemm {
         c: 4 * cAt, ldc: 4 * npad, alpha, scratch: 4 * sAt, scratchStride: 4 * stride, byRows: byRows ? 1 : 0, chunk,
       });
       const chunks = Math.ceil((byRows ? rows : n) / chunk);
-      stage(c, cOff + i0 * ldc, ldc, heap, cAt, npad, rows, n, true);
+      const start = () => (epi ? initStage(heap, cAt, npad, rows, n, i0, epi) : stage(c, cOff + i0 * ldc, ldc, heap, cAt, npad, rows, n, true));
+      start();
       if (!this.runJob(chunks, nt)) {
         // A worker failed part way (the pool then stops using workers): redo the job here, from C as it was.
-        stage(c, cOff + i0 * ldc, ldc, heap, cAt, npad, rows, n, true);
+        start();
         this.runJob(chunks, 1);
       }
+      if (epi?.steps.length) (this.applySteps ??= stepsOn(this.memory, this.pool ? MAX_PAGES : 0))(4 * cAt, rows * npad, epi.steps);
       stage(c, cOff + i0 * ldc, ldc, heap, cAt, npad, rows, n, false);
     }
     return true;
@@ -429,6 +441,22 @@ function place(x: Mat<Float32Array>, rows: number, cols: number, heap: Float32Ar
   return { data: heap, off: at, rs: cols, cs: 1 };
 }
 
+/** Sets the stage's rows (row i0 on of C, row stride sld) to the epilogue's bias, or zeros; padding columns to zeros. */
+function initStage(heap: Float32Array, at: number, sld: number, rows: number, cols: number, i0: number, { bias, perRow }: Epilogue): void {
+  if (!bias) { heap.fill(0, at, at + rows * sld); return; }
+  if (perRow) {
+    for (let i = 0; i < rows; i++) heap.fill(bias[i0 + i], at + i * sld, at + i * sld + cols).fill(0, at + i * sld + cols, at + (i + 1) * sld);
+    return;
+  }
+  heap.set(bias.subarray(0, cols), at);
+  heap.fill(0, at + cols, at + sld);
+  for (let done = 1; done < rows;) { // doubling copies of the first row
+    const k = Math.min(done, rows - done);
+    heap.copyWithin(at + done * sld, at, at + k * sld);
+    done += k;
+  }
+}
+
 /** Copies rows x cols of C (row stride ldc) into the stage (row stride sld) when `into`, else back out. */
 function stage(c: Float32Array, off: number, ldc: number, heap: Float32Array, at: number, sld: number, rows: number, cols: number, into: boolean): void {
   if (ldc === cols && sld === cols) {
@@ -479,8 +507,8 @@ export const WASM_MIN_MACS = 1024;
  * Runs gemm in WebAssembly when it applies (SIMD available and enabled, all operands float32, the
  * product big enough) and returns true; returns false to leave it to the TypeScript kernel.
  */
-export function gemmWasm(m: number, n: number, k: number, a: Mat, b: Mat, c: unknown, cOff: number, ldc: number, alpha = 1): boolean {
+export function gemmWasm(m: number, n: number, k: number, a: Mat, b: Mat, c: unknown, cOff: number, ldc: number, alpha = 1, epi?: Epilogue): boolean {
   if (!hasSimd || m * n * k < WASM_MIN_MACS) return false;
   if (!(a.data instanceof Float32Array && b.data instanceof Float32Array && c instanceof Float32Array) || !wasmKernels()) return false;
-  return wasmGemm()?.run(m, n, k, a as Mat<Float32Array>, b as Mat<Float32Array>, c, cOff, ldc, alpha) ?? false;
+  return wasmGemm()?.run(m, n, k, a as Mat<Float32Array>, b as Mat<Float32Array>, c, cOff, ldc, alpha, epi) ?? false;
 }
