@@ -3,6 +3,7 @@ import type { DType } from '../engine/dtype.js';
 import type { TypeInfo } from '../engine/graph.js';
 import { NdArray } from '../engine/tensor.js';
 import { globalPool, pool, unpool, type PoolKind } from '../kernels/cpu/pool.js';
+import { rowSumsWasm } from '../kernels/wasm/math.js';
 import { geom3, inferWindowDims, isComputeFloat, readWindow, resolveWindow, spatialOf, to3, type WindowAttrs } from './conv.js';
 import { fail, optTensor, register, tensorAt, type Attrs, type OpDef, type RunCtx } from './registry.js';
 import { dtypeOf, shapeOf, tensorType } from './infer-rules.js';
@@ -63,7 +64,8 @@ const globalOp = (op: string, kind: 'max' | 'avg' | 'lp'): OpDef<number> => ({
     checkInput(x, false, ctx);
     if (x.shape.length < 2) fail(ctx, `input 0 (X) should be N x C x D1..., got shape [${x.shape}]`);
     const planes = x.shape[0] * x.shape[1], y = NdArray.zeros(x.dtype, [x.shape[0], x.shape[1], ...x.shape.slice(2).map(() => 1)]);
-    globalPool(x.data as Float32Array, y.data as Float32Array, planes, planes ? x.size / planes : 0, kind, p);
+    const size = planes ? x.size / planes : 0;
+    if (kind !== 'avg' || !rowSumsWasm(x.data, planes, size, y.data, 1 / size)) globalPool(x.data as Float32Array, y.data as Float32Array, planes, size, kind, p);
     return [y];
   },
 });

@@ -9,7 +9,7 @@ import { erf } from '../kernels/cpu/math.js';
 import { invStd, rowAffine, rowMoments, standardizeRows } from '../kernels/cpu/norm.js';
 import { softmax } from '../kernels/cpu/softmax.js';
 import { STAGE } from '../kernels/wasm/math-module.js';
-import { layerNormWasm, MIN_UNARY, softmaxWasm, unaryWasm, wasmRow, type Unary } from '../kernels/wasm/math.js';
+import { layerNormWasm, MIN_UNARY, rowSumsWasm, softmaxWasm, unaryWasm, wasmRow, type Unary } from '../kernels/wasm/math.js';
 import { hasSimd, setWasmKernels, wasmKernels } from '../kernels/wasm/simd.js';
 import { GraphBuilder, float } from '../loaders/builder.js';
 import { NdArray } from '../engine/tensor.js';
@@ -159,6 +159,23 @@ function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: (b: number
     if (!ok) expect.fail(`${what}: element ${i} is ${a[i]}, expected ${b[i]}`);
   }
 }
+
+describe.runIf(hasSimd)('wasm row sums (GlobalAveragePool)', () => {
+  it('scaled row sums match float64 sums for short, staged-together and longer-than-stage rows', () => {
+    const r = rng(21);
+    for (const [rows, n] of [[3, 32], [97, 100], [5, 4096], [2, STAGE + 37]]) {
+      const x = uniform(rows * n, r, -2, 3), out = new Float32Array(rows);
+      expect(rowSumsWasm(x, rows, n, out, 1 / n)).toBe(true);
+      for (let i = 0; i < rows; i++) {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += x[i * n + j];
+        expect(Math.abs(out[i] - s / n), `rows ${rows} n ${n}`).toBeLessThan(2e-6 * (1 + Math.abs(s / n)));
+      }
+    }
+    expect(rowSumsWasm(new Float32Array(31), 1, 31, new Float32Array(1), 1)).toBe(false);
+    expect(rowSumsWasm(new Float64Array(64), 1, 64, new Float64Array(1), 1)).toBe(false);
+  });
+});
 
 describe.runIf(hasSimd)('wasm Softmax and LayerNormalization rows', () => {
   beforeEach(() => { setWasmKernels(true); });

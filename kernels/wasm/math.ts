@@ -86,6 +86,17 @@ class WasmMath {
     }
   }
 
+  /** Sums of `rows` contiguous rows of n floats (rows longer than the stage in chunks, added in float64). */
+  rowSums(x: Float32Array, rows: number, n: number, out: Float32Array | Float64Array, scale: number): void {
+    const per = Math.max(1, Math.floor(STAGE / n));
+    for (let r = 0; r < rows; r += per) {
+      const k = Math.min(per, rows - r);
+      if (n > STAGE) { let t = 0; this.chunks(x, r * n, n, (len) => { t += this.fn.rowSum(DATA, len); }); out[r] = t * scale; continue; }
+      this.heap.set(x.subarray(r * n, (r + k) * n), AT.data);
+      for (let i = 0; i < k; i++) out[r + i] = this.fn.rowSum(DATA + 4 * i * n, n) * scale;
+    }
+  }
+
   /** One row longer than the stage: chunk sums (added in float64) for the mean, then the variance, then the affine pass. */
   private longLayerNorm(x: Float32Array, y: Float32Array, base: number, n: number, eps: number, scale: Float32Array, bias: Float32Array | undefined,
     mean: Float64Array, inv: Float64Array, r: number): void {
@@ -153,5 +164,14 @@ export function layerNormWasm(x: Float32Array, y: Float32Array, rows: number, n:
   const m = ready();
   if (!m) return false;
   m.layerNorm(x, y, rows, n, eps, scale, bias, mean, inv);
+  return true;
+}
+
+/** out[r] = scale * (sum of row r) for `rows` contiguous float32 rows of n (GlobalAveragePool's means); false when it does not apply. */
+export function rowSumsWasm(x: unknown, rows: number, n: number, out: unknown, scale: number): boolean {
+  if (n < MIN_ROWS || !(x instanceof Float32Array) || !(out instanceof Float32Array || out instanceof Float64Array)) return false;
+  const m = ready();
+  if (!m) return false;
+  m.rowSums(x, rows, n, out, scale);
   return true;
 }
