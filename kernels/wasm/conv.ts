@@ -7,29 +7,38 @@
 // - dense or grouped, narrow rows: im2col copies whole vector runs out of the prepped planes, a few output
 //   rows at a time, and the GEMM of kernels/cpu/gemm.ts multiplies;
 // - ConvTranspose: the GEMM writes columns into the arena and col2im scatter-adds them into the staged output.
+// Threads (see kernels/wasm/window.ts): prep splits by input planes, the depthwise window by channels,
+// the direct kernel by output rows, im2col by input channels and col2im by output channels, so no two
+// threads write the same element and each element is computed as on one thread. The copies between the
+// tensors and the arena stay on the calling thread.
 import type { Geom3 } from '../cpu/conv.js';
 import { gemm, rowMajor } from '../cpu/gemm.js';
+import type { Split } from './chunked.js';
 import { Simd, T, type Func } from './emitter.js';
 import { hasRelaxedSimd, hasSimd, wasmKernels } from './simd.js';
-import { Fn, layout, roundUp, SLACK, WindowKernels, type Layout, type Win2 } from './window.js';
+import { threads, threadsSupported } from './threads.js';
+import { Fn, layout, roundUp, SLACK, whileLoop, WindowKernels, type Layout, type Win2 } from './window.js';
 
 // Floats of im2col/col2im columns per GEMM call: large enough that re-copying the weights each call is
 // noise, small enough (2 MB) that the columns are still in cache when the GEMM copies them.
 const COL_FLOATS = 1 << 19;
-// Depthwise: channels are processed in batches of about this many floats (input, prepped, output).
-const BATCH_FLOATS = 1 << 16;
+// Work per float, in multiply-adds, for the thread threshold (kernels/wasm/window.ts PARALLEL_MIN_WORK):
+// prep writes each padded float once; im2col copies and col2im scatter-adds one float per tap, col2im scalar.
+const PREP_WEIGHT = 2, COPY_WEIGHT = 4;
+// The direct kernel splits output rows when there are at least this many per thread.
+const CHUNKS_MIN = 2;
 
 /**
  * im2col(pp, C, Hp, Wq, sw, KH, KW, sh, dh, dw, OW, oh0, oh1, dst): rows (channel, kh, kw) by columns
  * (output rows oh0..oh1 by OW) of taps, from C prepped planes at pp. Each output row is one contiguous
- * run of the prepped plane, copied as whole vectors; a copy's last vector may spill up to 3 floats into
- * the next run, which is written after it (the region after dst has SLACK floats for the last one).
+ * run of the prepped plane, copied as whole vectors and then a scalar tail: never past its end, so
+ * threads can fill neighbouring rows at once.
  */
 function im2colFunc(): Func {
   const f = new Fn('im2col', Array(14).fill(T.i32)), c = f.c;
   const [pp, C, Hp, Wq, sw, KH, KW, sh, dh, dw, OW, oh0, oh1, dst] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
   const rowBytes = f.local(T.i32), ci = f.local(T.i32), kh = f.local(T.i32), kw = f.local(T.i32), t = f.local(T.i32);
-  const s = f.local(T.i32), d = f.local(T.i32), e = f.local(T.i32), q = f.local(T.i32), oh = f.local(T.i32);
+  const s = f.local(T.i32), d = f.local(T.i32), e = f.local(T.i32), q = f.local(T.i32), oh = f.local(T.i32), ev = f.local(T.i32);
   c.get(sw).get(Wq).mul().i32(4).mul().set(rowBytes).get(dst).set(d).i32(0).set(ci);
   c.loop(() => {
     c.i32(0).set(kh).loop(() => {
@@ -38,12 +47,16 @@ function im2colFunc(): Func {
         c.get(pp).get(ci).get(Hp).mul().get(oh0).get(sh).mul().add().get(kh).get(dh).mul().add().get(rowBytes).mul().add();
         c.get(t).get(sw).remS().get(Wq).mul().get(t).get(sw).divS().add().i32(4).mul().add().set(s);
         c.get(oh0).set(oh).loop(() => {
-          c.get(d).get(OW).i32(4).mul().add().set(e).get(s).set(q);
-          c.loop(() => {
+          c.get(d).get(OW).i32(4).mul().add().set(e).get(d).get(OW).i32(-4).and().i32(4).mul().add().set(ev).get(s).set(q);
+          whileLoop(c, () => c.get(d).get(ev).ltU(), () => {
             c.get(d).get(q).simd(Simd.load, [0, 0]).simd(Simd.store, [0, 0]);
-            c.get(q).i32(16).add().set(q).get(d).i32(16).add().tee(d).get(e).ltU().brIf(0);
+            c.get(q).i32(16).add().set(q).get(d).i32(16).add().set(d);
           });
-          c.get(e).set(d).get(s).get(sh).get(rowBytes).mul().add().set(s);
+          whileLoop(c, () => c.get(d).get(e).ltU(), () => {
+            c.get(d).get(q).load32().store32();
+            c.get(q).i32(4).add().set(q).get(d).i32(4).add().set(d);
+          });
+          c.get(s).get(sh).get(rowBytes).mul().add().set(s);
           c.get(oh).i32(1).add().tee(oh).get(oh1).ltU().brIf(0);
         });
         c.get(kw).i32(1).add().tee(kw).get(KW).ltU().brIf(0);
@@ -154,23 +167,26 @@ function denseFunc(fma: boolean): Func {
   return f.func();
 }
 
-type Im2col = (pp: number, C: number, Hp: number, Wq: number, sw: number, KH: number, KW: number, sh: number, dh: number, dw: number, OW: number, oh0: number, oh1: number, dst: number) => void;
-type Col2im = (col: number, MG: number, KH: number, KW: number, rows: number, ih0: number, IW: number, OH: number, OW: number,
-  sh: number, sw: number, dh: number, dw: number, ph: number, pw: number, tab: number, y: number) => void;
+// Built on first use, one over shared memory (for threads) and one over plain memory; null when
+// WebAssembly cannot be compiled here (a page whose CSP forbids it).
+const built: { shared?: WindowKernels | null; plain?: WindowKernels | null } = {};
 
-// Built on first use; null when WebAssembly cannot be compiled here (a page whose CSP forbids it).
-let shared: WindowKernels | null | undefined;
-
-/** The shared window arena and modules (kernels/wasm/pool.ts uses them too); null without WebAssembly. */
+/**
+ * The window arena and modules for the current thread count (kernels/wasm/pool.ts uses them too); null
+ * without WebAssembly. One thread gets plain memory: V8 copies typed arrays into and out of shared memory
+ * with relaxed atomics, at about 1.5x the time of a plain copy, which cost the copy-bound window layers
+ * 10-15% measured on one thread.
+ */
 export function windowKernels(): WindowKernels | null {
-  if (shared === undefined) {
+  const which = threads() > 1 && threadsSupported() ? 'shared' : 'plain';
+  if (built[which] === undefined) {
     try {
-      shared = new WindowKernels([im2colFunc(), col2imFunc()]);
+      built[which] = new WindowKernels([im2colFunc(), col2imFunc(), denseFunc(hasRelaxedSimd)], which === 'shared');
     } catch {
-      shared = null;
+      built[which] = null;
     }
   }
-  return shared;
+  return built[which]!;
 }
 
 /** The 2-D window of a geometry whose depth dim is trivial (1-D and 2-D ops); undefined for a real 3-D one. */
@@ -209,44 +225,45 @@ export function depthwiseWasm(x: Num, w: Num, y: Num, n: number, c: number, mg: 
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, L = layout(v), kk = v.KH * v.KW, m = c * mg, inPlane = v.H * v.W, outPlane = v.OH * v.OW;
   if (n * c * outPlane === 0) return true;
-  const perChannel = inPlane + L.planeFloats + mg * (kk + 1 + v.OH * L.OWp);
-  const batch = Math.max(1, Math.min(c, Math.floor(BATCH_FLOATS / perChannel)));
-  const ppAt = align(batch * inPlane), wAt = align(ppAt + batch * L.planeFloats + SLACK), bAt = align(wAt + batch * mg * kk), outAt = align(bAt + batch * mg);
+  const { nt, batch, per } = K.batches(c, inPlane + L.planeFloats + mg * (kk + 1 + v.OH * L.OWp), mg * outPlane * kk);
+  const x0 = K.arena.base, ppAt = align(x0 + batch * inPlane), wAt = align(ppAt + batch * L.planeFloats + SLACK), bAt = align(wAt + batch * mg * kk);
+  const outAt = align(bAt + batch * mg);
   if (!K.arena.reserve(outAt + batch * mg * v.OH * L.OWp + SLACK)) return false;
   for (let b = 0; b < n; b++) {
     for (let c0 = 0; c0 < c; c0 += batch) {
       const nc = Math.min(batch, c - c0), xOff = (b * c + c0) * inPlane, yOff = (b * m + c0 * mg) * outPlane;
-      K.arena.f32.set(X.subarray(xOff, xOff + nc * inPlane), 0);
-      K.prepPlanes(v, L, nc, 0, ppAt, 0);
+      const stage = () => K.arena.putRows(Y, yOff, nc * mg, v.OH, v.OW, outAt, L.OWp);
+      K.arena.f32.set(X.subarray(xOff, xOff + nc * inPlane), x0);
       K.arena.f32.set(W.subarray(c0 * mg * kk, (c0 + nc) * mg * kk), wAt);
       if (B) K.arena.f32.set(B.subarray(c0 * mg, (c0 + nc) * mg), bAt);
-      else K.arena.putRows(Y, yOff, nc * mg, v.OH, v.OW, outAt, L.OWp);
-      K.run('conv', v, L, nc * mg, mg, ppAt, wAt, outAt, B ? bAt : 0);
+      else stage();
+      K.windowed('conv', v, L, nc, mg, x0, ppAt, wAt, outAt, B ? bAt : 0, 0, nt, B ? undefined : stage, per);
       K.arena.getRows(Y, yOff, nc * mg, v.OH, v.OW, outAt, L.OWp);
     }
   }
   return true;
 }
 
-/** Grouped or dense conv through im2col and GEMM. */
+/** Grouped or dense conv through im2col and GEMM (which runs on the threads itself). */
 export function im2colConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias): boolean {
   const ok = applies(g, x, w, y, bias);
   if (!ok) return false;
-  const { K, v, X, W, Y, B } = ok, L = layout(v), cg = c / group, mg = m / group, kdim = cg * v.KH * v.KW, inPlane = v.H * v.W, outSize = v.OH * v.OW;
+  const { K, v, X, W, Y, B } = ok, L = layout(v), cg = c / group, mg = m / group, kk = v.KH * v.KW, kdim = cg * kk, inPlane = v.H * v.W, outSize = v.OH * v.OW;
   if (B) for (let b = 0; b < n; b++) fillPlanes(Y, b * m * outSize, m, outSize, B, 0);
   if (n * m * outSize === 0 || kdim === 0) return true;
   const rowsPer = Math.max(1, Math.min(v.OH, Math.floor(COL_FLOATS / (kdim * v.OW))));
-  const ppAt = align(cg * inPlane), colAt = align(ppAt + cg * L.planeFloats + SLACK);
+  const x0 = K.arena.base, ppAt = align(x0 + cg * inPlane), colAt = align(ppAt + cg * L.planeFloats + SLACK);
   if (!K.arena.reserve(colAt + kdim * rowsPer * v.OW + SLACK)) return false;
-  const im2col = K.extra.im2col as Im2col;
+  const ntPrep = K.threadsFor(PREP_WEIGHT * cg * L.planeFloats), ntCopy = K.threadsFor(COPY_WEIGHT * kdim * rowsPer * v.OW);
   for (let b = 0; b < n; b++) {
     for (let gi = 0; gi < group; gi++) {
       const xOff = (b * c + gi * cg) * inPlane, yOff = (b * m + gi * mg) * outSize, wv = rowMajor(W, kdim, gi * mg * kdim);
-      K.arena.f32.set(X.subarray(xOff, xOff + cg * inPlane), 0);
-      K.prepPlanes(v, L, cg, 0, ppAt, 0);
+      K.arena.f32.set(X.subarray(xOff, xOff + cg * inPlane), x0);
+      K.prepPlanes(v, L, cg, x0, ppAt, 0, ntPrep);
       for (let oh0 = 0; oh0 < v.OH; oh0 += rowsPer) {
         const oh1 = Math.min(v.OH, oh0 + rowsPer), len = (oh1 - oh0) * v.OW;
-        im2col(4 * ppAt, cg, L.Hp, L.Wq, v.sw, v.KH, v.KW, v.sh, v.dh, v.dw, v.OW, oh0, oh1, 4 * colAt);
+        K.call(K.generic, 'im2col', [4 * ppAt, cg, L.Hp, L.Wq, v.sw, v.KH, v.KW, v.sh, v.dh, v.dw, v.OW, oh0, oh1, 4 * colAt],
+          { count: 1, steps: { 0: 4 * L.planeFloats, 13: 4 * kk * len } }, ntCopy);
         gemm(mg, len, kdim, wv, rowMajor(K.arena.f32, len, colAt), Y, yOff + oh0 * v.OW, outSize);
       }
     }
@@ -294,24 +311,31 @@ export function directConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: 
   if (n * m * outPlane === 0 || cg === 0) return true;
   // Tiles are 8 columns wide: output rows are staged with a stride of OW rounded up to 8, channels to 4.
   const OWt = roundUp(v.OW, 8), mp = roundUp(mg, 4), stagePlane = v.OH * OWt;
-  const ppAt = align(cg * inPlane), wAt = align(ppAt + cg * L.planeFloats + SLACK), ktAt = align(wAt + mp * cg * kk);
+  const x0 = K.arena.base, ppAt = align(x0 + cg * inPlane), wAt = align(ppAt + cg * L.planeFloats + SLACK), ktAt = align(wAt + mp * cg * kk);
   const bAt = align(ktAt + cg * kk), outAt = align(bAt + mp);
   if (!K.arena.reserve(outAt + mp * stagePlane + SLACK)) return false;
-  const dense = K.specialised('dense', () => denseFunc(hasRelaxedSimd)) as Dense;
   new Int32Array(K.arena.memory.buffer).set(kOffsets(v, L, cg), ktAt);
+  const ntPrep = K.threadsFor(PREP_WEIGHT * cg * L.planeFloats), ntDense = K.threadsFor(mp * cg * kk * stagePlane);
+  const args = [4 * ktAt, cg * kk, 4 * ppAt, v.sh * L.rowBytes, v.OH, OWt / 8, JB, mp / 4, 4 * wAt, 4 * outAt, 4 * stagePlane, B ? 4 * bAt : 0];
+  // Threads split the output rows (a chunk starts its prepped rows and staged rows further on) or, with
+  // too few rows (1-D convs), the blocks of 4 channels (a chunk starts its weights, staged planes and
+  // biases further on; without biases the 0 that says so must stay 0).
+  const split: Split = v.OH >= CHUNKS_MIN * ntDense ? { count: 4, steps: { 2: v.sh * L.rowBytes, 9: 4 * OWt } }
+    : { count: 7, steps: { 8: 16 * cg * kk, 9: 16 * stagePlane, 11: B ? 16 : 0 } };
   for (let gi = 0; gi < group; gi++) {
     packWeights(W, gi * mg * cg * kk, mg, cg, kk, K.arena.f32, wAt);
     if (B) K.arena.f32.fill(0, bAt, bAt + mp).set(B.subarray(gi * mg, (gi + 1) * mg), bAt);
     for (let b = 0; b < n; b++) {
       const xOff = (b * c + gi * cg) * inPlane, yOff = (b * m + gi * mg) * outPlane;
-      K.arena.f32.set(X.subarray(xOff, xOff + cg * inPlane), 0);
-      K.prepPlanes(v, L, cg, 0, ppAt, 0);
-      if (!B) {
+      const stage = () => {
         K.arena.putRows(Y, yOff, mg, v.OH, v.OW, outAt, OWt);
         // Rows past mg only collect products with zero weights; zeroed so stale bits there are not denormals.
         K.arena.f32.fill(0, outAt + mg * stagePlane, outAt + mp * stagePlane);
-      }
-      dense(4 * ktAt, cg * kk, 4 * ppAt, v.sh * L.rowBytes, v.OH, OWt / 8, JB, mp / 4, 4 * wAt, 4 * outAt, 4 * stagePlane, B ? 4 * bAt : 0);
+      };
+      K.arena.f32.set(X.subarray(xOff, xOff + cg * inPlane), x0);
+      K.prepPlanes(v, L, cg, x0, ppAt, 0, ntPrep);
+      if (!B) stage();
+      K.call(K.generic, 'dense', args, split, ntDense, B ? undefined : stage);
       K.arena.getRows(Y, yOff, mg, v.OH, v.OW, outAt, OWt);
     }
   }
@@ -341,28 +365,30 @@ function columnRanges(v: Win2): Int32Array {
 export function convTransposeWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias): boolean {
   const ok = applies(g, x, w, y, bias);
   if (!ok) return false;
-  const { K, v, X, W, Y, B } = ok, cg = c / group, mg = m / group, kdim = mg * v.KH * v.KW, inSize = v.H * v.W, outPlane = v.OH * v.OW;
+  const { K, v, X, W, Y, B } = ok, cg = c / group, mg = m / group, kk = v.KH * v.KW, kdim = mg * kk, inSize = v.H * v.W, outPlane = v.OH * v.OW;
   if (n * m * outPlane === 0) return true;
   const rowsPer = Math.max(1, Math.min(v.H, Math.floor(COL_FLOATS / Math.max(1, kdim * v.W))));
-  const tabAt = align(kdim * rowsPer * v.W), yAt = align(tabAt + 2 * v.KW);
+  const colAt = K.arena.base, tabAt = align(colAt + kdim * rowsPer * v.W), yAt = align(tabAt + 2 * v.KW);
   if (!K.arena.reserve(yAt + mg * outPlane)) return false;
   new Int32Array(K.arena.memory.buffer).set(columnRanges(v), tabAt);
-  const col2im = K.extra.col2im as Col2im;
-  for (let b = 0; b < n; b++) {
-    for (let gi = 0; gi < group; gi++) {
-      const yOff = (b * m + gi * mg) * outPlane, xOff = (b * c + gi * cg) * inSize;
-      // A = W_g transposed: element (row r of mg*k, input channel ci) is w[(gi*cg + ci)*kdim + r].
-      const wt = { data: W, off: gi * cg * kdim, rs: 1, cs: kdim };
-      if (B) fillPlanes(K.arena.f32, yAt, mg, outPlane, B, gi * mg);
-      else K.arena.f32.set(Y.subarray(yOff, yOff + mg * outPlane), yAt);
-      for (let ih0 = 0; ih0 < v.H && cg > 0; ih0 += rowsPer) {
-        const rows = Math.min(rowsPer, v.H - ih0), len = rows * v.W;
-        K.arena.f32.fill(0, 0, kdim * len);
-        gemm(kdim, len, cg, wt, rowMajor(X, inSize, xOff + ih0 * v.W), K.arena.f32, 0, len);
-        col2im(0, mg, v.KH, v.KW, rows, ih0, v.W, v.OH, v.OW, v.sh, v.sw, v.dh, v.dw, v.ph, v.pw, 4 * tabAt, 4 * yAt);
-      }
-      Y.set(K.arena.f32.subarray(yAt, yAt + mg * outPlane), yOff);
+  const nt = K.threadsFor(COPY_WEIGHT * kdim * rowsPer * v.W);
+  /** One (image, group) on up to nt threads; false if a worker failed (the staged output is then undefined). */
+  const planes = (b: number, gi: number, nt: number): boolean => {
+    const yOff = (b * m + gi * mg) * outPlane, xOff = (b * c + gi * cg) * inSize;
+    // A = W_g transposed: element (row r of mg*k, input channel ci) is w[(gi*cg + ci)*kdim + r].
+    const wt = { data: W, off: gi * cg * kdim, rs: 1, cs: kdim };
+    if (B) fillPlanes(K.arena.f32, yAt, mg, outPlane, B, gi * mg);
+    else K.arena.f32.set(Y.subarray(yOff, yOff + mg * outPlane), yAt);
+    for (let ih0 = 0; ih0 < v.H && cg > 0; ih0 += rowsPer) {
+      const rows = Math.min(rowsPer, v.H - ih0), len = rows * v.W;
+      K.arena.f32.fill(0, colAt, colAt + kdim * len);
+      gemm(kdim, len, cg, wt, rowMajor(X, inSize, xOff + ih0 * v.W), K.arena.f32, colAt, len);
+      const args = [4 * colAt, mg, v.KH, v.KW, rows, ih0, v.W, v.OH, v.OW, v.sh, v.sw, v.dh, v.dw, v.ph, v.pw, 4 * tabAt, 4 * yAt];
+      if (!K.tryCall(K.generic, 'col2im', args, { count: 1, steps: { 0: 4 * kk * len, 16: 4 * outPlane } }, nt)) return false;
     }
-  }
+    Y.set(K.arena.f32.subarray(yAt, yAt + mg * outPlane), yOff);
+    return true;
+  };
+  for (let b = 0; b < n; b++) for (let gi = 0; gi < group; gi++) if (!planes(b, gi, nt)) planes(b, gi, 1);
   return true;
 }

@@ -1,14 +1,11 @@
 // float32 MaxPool (without the Indices output) and AveragePool over 1-D/2-D windows in WebAssembly SIMD128,
 // called by kernels/cpu/pool.ts. Planes are prepped into the window arena with the pad value (-Infinity
 // for max, 0 for average), so the window kernel needs no bounds checks; average divides by a plane of
-// per-output tap counts built once per call.
+// per-output tap counts built once per call. With threads, each thread preps and pools its own planes.
 import type { Geom3 } from '../cpu/conv.js';
 import { win2, windowKernels } from './conv.js';
 import { hasSimd, wasmKernels } from './simd.js';
 import { layout, roundUp, SLACK, type Win2 } from './window.js';
-
-// Planes are processed in batches of about this many floats (input, prepped and output), to stay in L2.
-const BATCH_FLOATS = 1 << 16;
 
 /**
  * Taps per output index along one dim: those inside the input, or with `padEnd` given (count_include_pad),
@@ -41,15 +38,15 @@ export function poolWasm(x: Float32Array, y: Float32Array, planes: number, g: Ge
   if (!v || !K) return false;
   const L = layout(v), outPlane = v.OH * v.OW, inPlane = v.H * v.W;
   if (planes * outPlane === 0) return true;
-  const batch = Math.max(1, Math.min(planes, Math.floor(BATCH_FLOATS / (inPlane + L.planeFloats + v.OH * L.OWp))));
-  const ppAt = roundUp(batch * inPlane, 16), outAt = roundUp(ppAt + batch * L.planeFloats + SLACK, 16), auxAt = roundUp(outAt + batch * v.OH * L.OWp, 16);
+  const { nt, batch, per } = K.batches(planes, inPlane + L.planeFloats + v.OH * L.OWp, outPlane * v.KH * v.KW);
+  const x0 = K.arena.base, ppAt = roundUp(x0 + batch * inPlane, 16), outAt = roundUp(ppAt + batch * L.planeFloats + SLACK, 16);
+  const auxAt = roundUp(outAt + batch * v.OH * L.OWp, 16);
   if (!K.arena.reserve(auxAt + (kind === 'avg' ? v.OH * L.OWp : 0) + SLACK)) return false;
   if (kind === 'avg') K.arena.f32.set(divisors(v, L.OWp, padEnd), auxAt);
   for (let p0 = 0; p0 < planes; p0 += batch) {
     const np = Math.min(batch, planes - p0);
-    K.arena.f32.set(x.subarray(p0 * inPlane, (p0 + np) * inPlane), 0);
-    K.prepPlanes(v, L, np, 0, ppAt, kind === 'max' ? -Infinity : 0);
-    K.run(kind, v, L, np, 1, ppAt, 0, outAt, auxAt);
+    K.arena.f32.set(x.subarray(p0 * inPlane, (p0 + np) * inPlane), x0);
+    K.windowed(kind, v, L, np, 1, x0, ppAt, 0, outAt, auxAt, kind === 'max' ? -Infinity : 0, nt, undefined, per);
     K.arena.getRows(y, p0 * outPlane, np, v.OH, v.OW, outAt, L.OWp);
   }
   return true;

@@ -2,8 +2,10 @@
 // (worker_threads in Node, Web Workers in browsers) that run one kernel module on one shared memory.
 // Kernels stay synchronous: the calling thread publishes a job in a control block in that memory, wakes
 // the workers with Atomics.notify, claims chunks of the job itself alongside them, then waits until
-// every worker that accepted the job has left (workers that had not woken by then are withdrawn). Workers start lazily, on the first job that wants them, and a job
-// never waits for a worker to start: until a worker says it is ready, the others (at least the caller)
+// every worker that accepted the job has left (workers that had not woken by then are withdrawn). A pool
+// can also serve further modules on the same memory (addModule; the window kernels specialise one per
+// geometry), which workers instantiate on first use. Workers start lazily, on the first job that wants
+// them, and a job never waits for a worker to start: until a worker says it is ready, the others (at least the caller)
 // do its share. So a worker that fails to start costs nothing but speed. Node workers are unref()'d:
 // idle workers blocked in Atomics.wait do not keep the process alive.
 // Blocking: Node's main thread may Atomics.wait. A browser's main thread may not (it throws), so
@@ -79,17 +81,35 @@ function blockingAllowed(v: Int32Array): boolean {
 
 type Task = (job: number, chunk: number, id: number) => void;
 
+/** Where a pool's workers find the bytes of further modules: a region of the shared memory the pool may overwrite between jobs. */
+export interface ModuleArea { at: number; bytes: number }
+
 /**
  * Workers sharing one memory and one kernel module (which exports task(job, chunk, id)); `task` is the
- * caller's own instance of it. The control block occupies CTRL_BYTES at byte address `ctrl`.
+ * caller's own instance of it. The control block occupies CTRL_BYTES at byte address `ctrl`. With a
+ * module area, further modules (addModule) run on the same workers: see kernels/wasm/worker.ts.
  */
 export class Pool {
   private readonly workers: (NodeWorker | Worker)[] = [];
   private readonly view: Int32Array;
   private broken = false;
+  /** Slot s > 0: the module's bytes and the caller's task of it. */
+  private readonly slots: { bytes: Uint8Array; task: Task }[] = [];
+  /** The slot whose bytes the module area holds now (0: none). */
+  private inArea = 0;
 
-  constructor(private readonly module: WebAssembly.Module, private readonly memory: WebAssembly.Memory, private readonly ctrl: number, private readonly task: Task) {
+  constructor(private readonly module: WebAssembly.Module, private readonly memory: WebAssembly.Memory, private readonly ctrl: number, private readonly task: Task,
+    private readonly area?: ModuleArea) {
     this.view = new Int32Array(memory.buffer, ctrl, CTRL_BYTES / 4);
+  }
+
+  /**
+   * Registers a further module (its bytes, and `task` from the caller's own instance of it) and returns
+   * its slot for run(). A module too big for the area runs on the calling thread only.
+   */
+  addModule(bytes: Uint8Array, task: Task): number {
+    this.slots.push({ bytes, task });
+    return this.slots.length;
   }
 
   /** Starts workers up to n - 1 (never waits for them); false if none can be started here. */
@@ -138,19 +158,29 @@ export class Pool {
   }
 
   /**
-   * Runs task(job, c, id) for every chunk c < count on up to n threads, returning when all are done.
+   * Runs task(job, c, id) for every chunk c < count on up to n threads, returning when all are done;
+   * `slot` picks the module (0: the pool's own, else one from addModule).
    * Returns false if a worker's task threw: chunks may then be half done, and the caller must redo the job.
    */
-  run(job: number, count: number, n: number): boolean {
-    const v = this.view;
+  run(job: number, count: number, n: number, slot = 0): boolean {
+    const v = this.view, mod = slot ? this.slots[slot - 1] : undefined, task = mod ? mod.task : this.task;
     const joined: number[] = [];
-    if (n > 1 && count > 1 && threadsSupported() && this.grow(n)) {
+    const shareable = !mod || (this.area !== undefined && mod.bytes.length <= this.area.bytes);
+    if (n > 1 && count > 1 && shareable && threadsSupported() && this.grow(n)) {
       for (let id = 1; id < Math.min(n, this.workers.length + 1) && joined.length < count - 1; id++) if (Atomics.load(v, CTRL.READY + id)) joined.push(id);
     }
     if (!joined.length) {
-      for (let c = 0; c < count; c++) this.task(job, c, 0);
+      for (let c = 0; c < count; c++) task(job, c, 0);
       return true;
     }
+    if (mod && this.inArea !== slot) {
+      // No worker is inside a job now, so none is reading the area (a worker reads it only after accepting).
+      new Uint8Array(this.memory.buffer, this.area!.at, mod.bytes.length).set(mod.bytes);
+      Atomics.store(v, CTRL.MOD_AT, this.area!.at);
+      Atomics.store(v, CTRL.MOD_LEN, mod.bytes.length);
+      this.inArea = slot;
+    }
+    Atomics.store(v, CTRL.SLOT, slot);
     const gen = (Atomics.load(v, CTRL.GEN) + 1) & 0x3fffffff;
     Atomics.store(v, CTRL.JOB, job);
     Atomics.store(v, CTRL.COUNT, count);
@@ -161,7 +191,7 @@ export class Pool {
     Atomics.store(v, CTRL.GEN, gen);
     Atomics.notify(v, CTRL.GEN);
     try {
-      for (let c = Atomics.add(v, CTRL.NEXT, 1); c < count; c = Atomics.add(v, CTRL.NEXT, 1)) this.task(job, c, 0);
+      for (let c = Atomics.add(v, CTRL.NEXT, 1); c < count; c = Atomics.add(v, CTRL.NEXT, 1)) task(job, c, 0);
     } finally {
       // Workers that have not woken yet are withdrawn rather than waited for (a descheduled worker on a
       // busy machine can take a whole time slice to wake). Those that accepted may be mid-chunk: even when

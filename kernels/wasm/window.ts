@@ -3,8 +3,15 @@
 // planes into it padded and split into column stride phases, and window kernels generated per kernel
 // geometry. After prep every tap of a window is a contiguous run along the output width, so the kernels
 // are plain vector loops with no bounds checks: the padding is real memory holding the pad value.
+// Threads: where SharedArrayBuffer exists (and the owner asks for it) the memory is shared, and one pool
+// of workers (kernels/wasm/threads.ts) serves every module here. Each module ends with a task that runs one of its
+// functions on a chunk of planes, channels or rows (kernels/wasm/chunked.ts); the per-geometry modules
+// reach the workers as bytes in the arena's header, compiled there on first use. That keeps the kernels
+// specialised (taps unrolled, offsets immediates), with one worker per thread whatever the geometries.
+import { chunkTask, JOB_BYTES, writeJob, type Split } from './chunked.js';
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
-import { growTo } from './simd.js';
+import { growTo, MAX_FLOATS } from './simd.js';
+import { CTRL_BYTES, Pool, threads } from './threads.js';
 
 /** A 2-D window over one plane: input, output, kernel, stride, dilation and leading pads (H then W). */
 export interface Win2 { H: number; W: number; OH: number; OW: number; KH: number; KW: number; sh: number; sw: number; dh: number; dw: number; ph: number; pw: number }
@@ -28,15 +35,42 @@ export function layout(v: Win2): Layout {
 // regions keep this many floats of slack after them.
 export const SLACK = 16;
 
+const MAX_PAGES = (MAX_FLOATS * 4) / 65536;
+// The arena's header (byte addresses): the pool's control block, the job, then the bytes of the module
+// the current job runs (a window module is a few KB; a bigger one runs on the calling thread only).
+const JOB_AT = roundUp(CTRL_BYTES, 64), MODULE_AT = roundUp(JOB_AT + JOB_BYTES, 64), HEADER_BYTES = 65536;
+
+/** Memory for threads: shared, with a fixed maximum; null where SharedArrayBuffer is unavailable (no cross-origin isolation). */
+function sharedMemory(): WebAssembly.Memory | null {
+  if (typeof SharedArrayBuffer === 'undefined') return null;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+  } catch {
+    return null;
+  }
+}
+
 /** The memory every module here imports, with a Float32Array view kept current across growth. */
 export class Arena {
-  readonly memory = new WebAssembly.Memory({ initial: 1 });
-  f32 = new Float32Array(this.memory.buffer);
+  readonly memory: WebAssembly.Memory;
+  readonly shared: boolean;
+  /** The first float index callers may use (below it is the header). */
+  readonly base = HEADER_BYTES / 4;
+  f32: Float32Array;
+
+  /** With `share`, the memory is shared where the platform allows it (see `shared`). */
+  constructor(share: boolean) {
+    const shared = share ? sharedMemory() : null;
+    this.shared = shared !== null;
+    this.memory = shared ?? new WebAssembly.Memory({ initial: 1 });
+    this.f32 = new Float32Array(this.memory.buffer);
+  }
 
   /** Grows to hold at least `floats` floats; false when it cannot (the caller falls back to TypeScript). */
   reserve(floats: number): boolean {
     if (!growTo(this.memory, floats)) return false;
-    if (this.f32.buffer !== this.memory.buffer) this.f32 = new Float32Array(this.memory.buffer);
+    // Growth detaches an unshared buffer; a shared one grows in place, but old views keep their old length.
+    if (this.f32.byteLength !== this.memory.buffer.byteLength) this.f32 = new Float32Array(this.memory.buffer);
     return true;
   }
 
@@ -195,49 +229,148 @@ function windowFunc(kind: WindowKind, KH: number, KW: number, sw: number, dw: nu
   return f.func();
 }
 
-type Prep = (src: number, C: number, H: number, W: number, dst: number, Hp: number, Wq: number, sw: number, pt: number, pl: number, fill: number) => void;
-export type Window = (pp: number, phaseBytes: number, shBytes: number, dhBytes: number, OH: number, nv: number,
-  planes: number, mg: number, inPlaneBytes: number, wp: number, out: number, aux: number) => void;
+/**
+ * step(src, C, H, W, dst, Hp, Wq, sw, pt, pl, fill, phaseBytes, shBytes, dhBytes, OH, nv, mg, inPlaneBytes, wp, out, aux):
+ * preps C input planes (prep's arguments) and runs the window kernel over their C * mg output planes
+ * (win's arguments, its pp being dst). One call per chunk of channels keeps a thread's prepped planes in
+ * its own cache between the two.
+ */
+function stepFunc(): Func {
+  const params = [...Array(10).fill(T.i32), T.f32, ...Array(10).fill(T.i32)];
+  const c = new Code();
+  for (let p = 0; p < 11; p++) c.get(p);
+  c.call(0);
+  c.get(4);
+  for (let p = 11; p < 16; p++) c.get(p);
+  c.get(1).get(16).mul(); // planes = C * mg
+  for (let p = 16; p < 21; p++) c.get(p);
+  c.call(1);
+  return { name: 'step', params, results: [], locals: [], body: c };
+}
 
-const instantiate = (funcs: Func[], memory: WebAssembly.Memory) =>
-  new WebAssembly.Instance(new WebAssembly.Module(buildModule(funcs)), { env: { memory } }).exports;
+// Below about this much work (multiply-adds, or their equivalent) a call stays on one thread. Measured on
+// 2 vCPUs: a job of a few chunks costs about 10 us more on 2 threads than on 1, and a worker takes
+// 30-40 us to wake, so 4 chunks of 20 us each gained nothing and 4 of 80 us gained little.
+export const PARALLEL_MIN_WORK = 1 << 20;
+// Chunks per thread: at least two, so a thread that starts late or is descheduled is covered by the others.
+const CHUNKS_PER_THREAD = 2;
+// Calls over many planes go in batches whose chunks hold about this many floats of arena (input, prepped
+// planes, output), so a chunk's planes stay in its thread's L2 from prep to window to the copy out.
+const CHUNK_FLOATS = 1 << 16;
+// A threaded batch takes chunks until it has PARALLEL_MIN_WORK, up to this many floats of arena.
+const BATCH_MAX_FLOATS = 1 << 21;
+
+type Exported = (...args: number[]) => void;
+
+/** One instantiated module of the arena: its functions by name, their parameter types, and its pool slot. */
+export interface Mod { fns: Record<string, Exported>; index: Map<string, number>; params: T[][]; slot: number }
 
 /** The arena and its modules: prep plus extra generic functions built once, window kernels per geometry. */
 export class WindowKernels {
-  readonly arena = new Arena();
-  readonly prep: Prep;
-  readonly extra: WebAssembly.Exports;
-  private readonly built = new Map<string, WebAssembly.ExportValue>();
+  readonly arena: Arena;
+  private readonly base: Mod;
+  private readonly pool: Pool | null = null;
+  private readonly built = new Map<string, Mod>();
 
-  constructor(extra: Func[] = []) {
-    const ex = instantiate([prepFunc(), ...extra], this.arena.memory);
-    this.prep = ex.prep as Prep;
-    this.extra = ex;
-  }
-
-  /** The function a one-function module exports, built by `make` on first use of `key` and then kept. */
-  specialised(key: string, make: () => Func): WebAssembly.ExportValue {
-    let k = this.built.get(key);
-    if (!k) {
-      const fn = make();
-      this.built.set(key, k = instantiate([fn], this.arena.memory)[fn.name]);
+  /** With `share`, over shared memory with a pool of workers where the platform allows it; else one thread only. */
+  constructor(extra: Func[] = [], share = true) {
+    this.arena = new Arena(share);
+    const { module, mod } = this.build([prepFunc(), ...extra]);
+    this.base = { ...mod, slot: 0 };
+    if (this.arena.shared) {
+      const area = { at: MODULE_AT, bytes: HEADER_BYTES - MODULE_AT };
+      this.pool = new Pool(module, this.arena.memory, 0, mod.fns.task, area);
     }
-    return k;
   }
 
-  window(kind: WindowKind, v: Win2): Window {
-    return this.specialised(`win ${kind} ${v.KH} ${v.KW} ${v.sw} ${v.dw}`, () => windowFunc(kind, v.KH, v.KW, v.sw, v.dw)) as Window;
+  /** Compiles funcs plus their chunk task into a module over the arena (shared when the arena is). */
+  private build(funcs: Func[]): { module: WebAssembly.Module; bytes: Uint8Array; mod: Mod } {
+    const all = [...funcs, chunkTask(funcs)];
+    const bytes = buildModule(all, this.arena.shared ? { shared: true, maxPages: MAX_PAGES } : {});
+    const module = new WebAssembly.Module(bytes);
+    const fns = new WebAssembly.Instance(module, { env: { memory: this.arena.memory } }).exports as Record<string, Exported>;
+    return { module, bytes, mod: { fns, index: new Map(all.map((f, i) => [f.name, i])), params: all.map((f) => f.params), slot: -1 } };
   }
 
-  /** Preps `planes` input planes (H x W floats each, at float index srcAt) into float index ppAt. */
-  prepPlanes(v: Win2, L: Layout, planes: number, srcAt: number, ppAt: number, fill: number): void {
-    this.prep(4 * srcAt, planes, v.H, v.W, 4 * ppAt, L.Hp, L.Wq, v.sw, v.ph, v.pw, fill);
+  /** The functions of the module built from `make` on first use of `key`, then kept (and given to the pool). */
+  private specialised(key: string, make: () => Func[]): Mod {
+    let m = this.built.get(key);
+    if (!m) {
+      const { bytes, mod } = this.build(make());
+      m = { ...mod, slot: this.pool ? this.pool.addModule(bytes, mod.fns.task) : -1 };
+      this.built.set(key, m);
+    }
+    return m;
   }
 
-  /** Runs a window kernel over `planes` output planes whose inputs were prepped at ppAt (float indices). */
-  /** auxAt (a float index): the divisor plane for avg; for conv, the planes' biases, or 0 to accumulate onto out. */
-  run(kind: WindowKind, v: Win2, L: Layout, planes: number, mg: number, ppAt: number, wAt: number, outAt: number, auxAt = 0): void {
-    this.window(kind, v)(4 * ppAt, 4 * L.Wq, v.sh * L.rowBytes, v.dh * L.rowBytes, v.OH, L.OWp / 4,
-      planes, mg, 4 * L.planeFloats, 4 * wAt, 4 * outAt, 4 * auxAt);
+  /** Threads for a call of about `work` multiply-adds or copied floats: 1 without a pool or below PARALLEL_MIN_WORK. */
+  threadsFor(work: number): number {
+    return this.pool && work >= PARALLEL_MIN_WORK ? threads() : 1;
+  }
+
+  /**
+   * Threads, units per call and units per chunk for work over `units` units (planes, channels) of
+   * `floats` arena floats and `work` multiply-adds each. On one thread a call holds about CHUNK_FLOATS;
+   * on more, chunks do, and a call has CHUNKS_PER_THREAD per thread or more, to reach PARALLEL_MIN_WORK.
+   */
+  batches(units: number, floats: number, work: number): { nt: number; batch: number; per: number } {
+    const per = Math.min(units, Math.max(1, Math.floor(CHUNK_FLOATS / floats)));
+    const most = Math.max(per, Math.floor(BATCH_MAX_FLOATS / floats));
+    const batch = Math.min(units, most, Math.max(CHUNKS_PER_THREAD * threads() * per, Math.ceil(PARALLEL_MIN_WORK / Math.max(1, work))));
+    const nt = this.threadsFor(batch * work);
+    return nt > 1 ? { nt, batch, per: Math.min(per, Math.ceil(batch / (CHUNKS_PER_THREAD * nt))) } : { nt, batch: per, per };
+  }
+
+  /** Starts the workers for n threads and resolves with how many are ready (for tests and benchmarks). */
+  async startThreads(n: number): Promise<number> { return this.pool ? this.pool.ready(n) : 0; }
+
+  /**
+   * Calls function `name` of `mod` with `args` (the whole work), split into chunks (see
+   * kernels/wasm/chunked.ts) on up to nt threads, `per` units a chunk (by default CHUNKS_PER_THREAD
+   * chunks per thread). False if a worker failed part way: the call's output is
+   * then undefined, and the caller redoes it on one thread from what it started from.
+   */
+  tryCall(mod: Mod, name: string, args: number[], split: Split, nt: number, per?: number): boolean {
+    const total = args[split.count];
+    if (nt <= 1 || total <= 1 || !this.pool) { mod.fns[name](...args); return true; }
+    per ??= Math.ceil(total / Math.min(total, CHUNKS_PER_THREAD * nt));
+    const i = mod.index.get(name)!;
+    writeJob(this.arena.memory, JOB_AT, i, mod.params[i], args, split, per);
+    return this.pool.run(JOB_AT, Math.ceil(total / per), nt, mod.slot);
+  }
+
+  /** tryCall, redone on this thread after a worker failed; `restage` first puts back what the call accumulates onto, if anything. */
+  call(mod: Mod, name: string, args: number[], split: Split, nt: number, restage?: () => void, per?: number): void {
+    if (this.tryCall(mod, name, args, split, nt, per)) return;
+    restage?.();
+    mod.fns[name](...args);
+  }
+
+  /** The generic module (prep and the extra functions), for call and tryCall. */
+  get generic(): Mod { return this.base; }
+
+  private window(kind: WindowKind, v: Win2): Mod {
+    return this.specialised(`win ${kind} ${v.KH} ${v.KW} ${v.sw} ${v.dw}`, () => [prepFunc(), windowFunc(kind, v.KH, v.KW, v.sw, v.dw), stepFunc()]);
+  }
+
+  /** Preps `planes` input planes (H x W floats each, at float index srcAt) into float index ppAt, split by planes on up to nt threads. */
+  prepPlanes(v: Win2, L: Layout, planes: number, srcAt: number, ppAt: number, fill: number, nt = 1): void {
+    this.call(this.base, 'prep', [4 * srcAt, planes, v.H, v.W, 4 * ppAt, L.Hp, L.Wq, v.sw, v.ph, v.pw, fill],
+      { count: 1, steps: { 0: 4 * v.H * v.W, 4: 4 * L.planeFloats } }, nt);
+  }
+
+  /**
+   * Preps `channels` input planes (at float index srcAt, into ppAt, pad value `fill`) and runs a window
+   * kernel over their channels * mg output planes, split by channels (`per` a chunk) on up to nt threads. Float indices:
+   * wAt the conv weights (KH*KW per output plane); auxAt the divisor plane for avg, for conv the planes'
+   * biases, or 0 to accumulate onto out (then `restage` must put out back as it was, for a redo).
+   */
+  windowed(kind: WindowKind, v: Win2, L: Layout, channels: number, mg: number, srcAt: number, ppAt: number, wAt: number, outAt: number, auxAt: number,
+    fill: number, nt: number, restage?: () => void, per?: number): void {
+    const kk = v.KH * v.KW, outPlaneBytes = v.OH * L.OWp * 4;
+    const args = [4 * srcAt, channels, v.H, v.W, 4 * ppAt, L.Hp, L.Wq, v.sw, v.ph, v.pw, fill,
+      4 * L.Wq, v.sh * L.rowBytes, v.dh * L.rowBytes, v.OH, L.OWp / 4, mg, 4 * L.planeFloats, 4 * wAt, 4 * outAt, 4 * auxAt];
+    const steps = { 0: 4 * v.H * v.W, 4: 4 * L.planeFloats, 18: kind === 'conv' ? 4 * mg * kk : 0, 19: mg * outPlaneBytes, 20: kind === 'conv' && auxAt ? 4 * mg : 0 };
+    this.call(this.window(kind, v), 'step', args, { count: 1, steps }, nt, restage, per);
   }
 }
