@@ -13,7 +13,7 @@ import { InferenceSession, Tensor } from '../index.js';
 import { toNdArray, type NdArray } from '../engine/tensor.js';
 import { rowMajor, transposed, type Mat } from '../kernels/cpu/gemm.js';
 import { buildModule, Code, T } from '../kernels/wasm/emitter.js';
-import { PARALLEL_MIN_MACS, wasmGemm, WasmGemm } from '../kernels/wasm/gemm.js';
+import { gemmWasm, markConstants, PARALLEL_MIN_MACS, unmarkConstants, wasmGemm, WasmGemm } from '../kernels/wasm/gemm.js';
 import { hasSimd } from '../kernels/wasm/simd.js';
 import { CTRL_BYTES, Pool, setThreads, threads, threadsInit, threadsSupported, withThreads } from '../kernels/wasm/threads.js';
 import { GraphBuilder } from '../loaders/builder.js';
@@ -148,6 +148,20 @@ describe.runIf(canThread)('WasmGemm on threads', () => {
 });
 
 describe.runIf(hasSimd)('prepacked constant operands', () => {
+  it('one thread uses a plain-memory instance that prepacks session constants too, with the same bits as threads', () => {
+    const one = wasmGemm(false)!, many = wasmGemm(true)!, r = rng(15), [m, n, k] = [128, 96, 64];
+    expect(one).not.toBe(many);
+    expect(one.threaded).toBe(false);
+    const w = fill(k * n, r), x = fill(m * k, r), c1 = new Float32Array(m * n), c2 = new Float32Array(m * n), before = one.panelFloats;
+    markConstants([w]);
+    expect(withThreads(1, () => gemmWasm(m, n, k, rowMajor(x, k), rowMajor(w, n), c1, 0, n))).toBe(true);
+    expect(one.panelFloats).toBeGreaterThan(before);
+    expect(withThreads(2, () => gemmWasm(m, n, k, rowMajor(x, k), rowMajor(w, n), c2, 0, n))).toBe(true);
+    expect(c2).toEqual(c1);
+    unmarkConstants([w]);
+    expect(one.panelFloats).toBe(before);
+  });
+
   it('give the same bits as packing per call, on one thread and on three, and are freed when unmarked', async () => {
     const g = new WasmGemm(), plain = new WasmGemm(), r = rng(5);
     if (canThread) await g.startThreads(3);

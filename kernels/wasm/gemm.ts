@@ -260,9 +260,10 @@ export class WasmGemm {
   private readonly constants = new WeakMap<object, number>();
   private readonly collector = new FinalizationRegistry<PanelSet>((set) => this.drop(set));
 
-  constructor(shape: KernelShape = SHAPE) {
+  /** With `threaded` (the default), shared memory and a worker pool where the platform allows them. */
+  constructor(shape: KernelShape = SHAPE, threaded = true) {
     this.shape = shape;
-    const shared = sharedMemory();
+    const shared = threaded ? sharedMemory() : null;
     this.memory = shared ?? new WebAssembly.Memory({ initial: 2 });
     const module = new WebAssembly.Module(kernelModule(shape, shared !== null));
     const { exports } = new WebAssembly.Instance(module, { env: { memory: this.memory } });
@@ -292,6 +293,12 @@ export class WasmGemm {
     const holders = (this.constants.get(data) ?? 0) - 1;
     if (holders > 0) { this.constants.set(data, holders); return; }
     this.constants.delete(data);
+    if (!marked.has(data)) this.dropPanels(data);
+  }
+
+  /** Frees the panels packed from `data`, if any, unless this instance has it marked itself. */
+  dropPanels(data: object): void {
+    if (this.constants.has(data)) return;
     const set = this.panels.get(data);
     if (!set) return;
     this.panels.delete(data);
@@ -380,7 +387,7 @@ export class WasmGemm {
    * (mPad = m rounded up to MR), or B's columns in NR-column panels.
    */
   private prepacked(x: Mat<Float32Array>, rows: number, cols: number, which: 'A' | 'B'): Panels | null {
-    if (!this.constants.has(x.data)) return null;
+    if (!this.constants.has(x.data) && !marked.has(x.data)) return null;
     let set = this.panels.get(x.data);
     const key = `${which}${x.off},${x.rs},${x.cs},${rows},${cols}`, hit = set?.get(key);
     if (hit) return hit;
@@ -471,31 +478,44 @@ function stage(c: Float32Array, off: number, ldc: number, heap: Float32Array, at
 }
 
 // Built on first use; null when instantiation failed (a page whose CSP forbids WebAssembly compilation).
+// Two instances: on one thread, plain memory, which V8 copies operands into and out of about 1.5x faster
+// than shared memory; on several, shared memory and its workers. A process normally uses one of them.
+let plain: WasmGemm | null | undefined;
 let shared: WasmGemm | null | undefined;
-
-/** The process-wide instance gemm() uses (null where wasm cannot be compiled). */
-export function wasmGemm(): WasmGemm | null {
-  if (shared === undefined) {
-    try {
-      shared = new WasmGemm();
-    } catch {
-      shared = null;
-    }
+const make = (threaded: boolean): WasmGemm | null => {
+  try {
+    return new WasmGemm(SHAPE, threaded);
+  } catch {
+    return null;
   }
-  return shared;
+};
+
+/** The process-wide instance gemm() uses for `threaded` (default: more than one thread set); null where wasm cannot be compiled. */
+export function wasmGemm(threaded = threads() > 1): WasmGemm | null {
+  if (!threaded) return plain === undefined ? (plain = make(false)) : plain;
+  return shared === undefined ? (shared = make(true)) : shared;
 }
+
+/** Arrays marked constant by sessions, with how many holders marked each: both instances prepack them. */
+const marked = new WeakMap<object, number>();
 
 /**
  * Declares float32 arrays that will never change (a session's weights): gemm packs views of them once
  * and keeps the panels until unmarkConstants or until the array is collected.
  */
 export function markConstants(arrays: Iterable<unknown>): void {
-  for (const d of arrays) if (d instanceof Float32Array && hasSimd) wasmGemm()?.markConstant(d);
+  if (!hasSimd) return;
+  for (const d of arrays) if (d instanceof Float32Array) marked.set(d, (marked.get(d) ?? 0) + 1);
 }
 
 export function unmarkConstants(arrays: Iterable<unknown>): void {
-  if (!shared) return;
-  for (const d of arrays) if (d instanceof Float32Array) shared.unmarkConstant(d);
+  for (const d of arrays) {
+    if (!(d instanceof Float32Array) || !marked.has(d)) continue;
+    const holders = marked.get(d)! - 1;
+    if (holders > 0) { marked.set(d, holders); continue; }
+    marked.delete(d);
+    for (const g of [plain, shared]) g?.dropPanels(d);
+  }
 }
 
 // Measured: below about 1000 multiply-adds the fixed cost (about 0.5 us of copies and calls) outweighs
