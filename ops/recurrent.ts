@@ -118,19 +118,23 @@ function run(kind: Kind) {
     const stateShape = at.layout ? [batch, D, hs] : [D, batch, hs];
     const y = NdArray.zeros(dt, at.layout ? [batch, seq, D, hs] : [seq, D, batch, hs]);
     const yh = NdArray.zeros(dt, stateShape), yc = kind === 'LSTM' ? NdArray.zeros(dt, stateShape) : undefined;
-    const row = at.layout ? (t: number, b: number) => b * seq + t : (t: number, b: number) => t * batch + b;
+    // X row of timestep t, batch b: t*xT + b*xB.
+    const [xT, xB] = at.layout ? [1, seq] : [batch, 1];
+    const dirs = [];
     for (let d = 0; d < D; d++) {
       const o = outputsFor(op, d, D, at.layout, y, yh, yc), state = (s: Buf | undefined) => s && gatherState(s, o, batch, hs);
       const { bias, rbh } = biases(op.b, d, G, hs, at.linearBeforeReset);
-      const cell: Cell = {
-        seq, batch, input, hidden: hs, x: op.x, row, bias, lens: op.lens, clip: at.clip, acts: at.acts[d],
+      const c: Cell = {
+        seq, batch, input, hidden: hs, x: op.x, xT, xB, bias, lens: op.lens, clip: at.clip, acts: at.acts[d],
         w: op.w.subarray(d * G * hs * input, (d + 1) * G * hs * input), r: op.r.subarray(d * G * hs * hs, (d + 1) * G * hs * hs),
         h0: state(op.h0), reverse: at.direction === 'reverse' || d === 1, wKey: op.wKey, rKey: op.rKey, dir: d,
       };
-      if (kind === 'LSTM') lstm(cell, o, { c0: state(op.c0), p: op.p && Float64Array.from(op.p.subarray(d * 3 * hs, (d + 1) * 3 * hs)), inputForget: at.inputForget });
-      else if (kind === 'GRU') gru(cell, o, { linearBeforeReset: at.linearBeforeReset, rbh });
-      else rnn(cell, o);
+      dirs.push({ c, o, c0: state(op.c0), p: op.p && Float64Array.from(op.p.subarray(d * 3 * hs, (d + 1) * 3 * hs)), rbh });
     }
+    // All directions in one call, so the kernels may run them at once.
+    if (kind === 'LSTM') lstm(dirs.map(({ c, o, c0, p }) => ({ c, o, opts: { c0, p, inputForget: at.inputForget } })));
+    else if (kind === 'GRU') gru(dirs.map(({ c, o, rbh }) => ({ c, o, opts: { linearBeforeReset: at.linearBeforeReset, rbh } })));
+    else rnn(dirs.map(({ c, o }) => ({ c, o, opts: undefined })));
     return yc ? [y, yh, yc] : [y, yh];
   };
 }

@@ -5,7 +5,8 @@ import { GraphBuilder, float, floats } from '../loaders/builder.js';
 import { NdArray } from '../engine/tensor.js';
 import { compareValues } from '../conformance/compare.js';
 import { randomF32, rng } from './helpers/oracle.js';
-import { setWasmKernels } from '../kernels/wasm/simd.js';
+import { setWasmKernels, wasmKernels } from '../kernels/wasm/simd.js';
+import { lastThreadIds, startRnnThreads } from '../kernels/wasm/rnn-cells.js';
 
 type Kind = 'LSTM' | 'GRU' | 'RNN';
 const GATES = { LSTM: 4, GRU: 3, RNN: 1 };
@@ -203,5 +204,35 @@ describe('the TypeScript cells (LASTMILE_NO_WASM) still match onnxruntime', () =
     } finally {
       setWasmKernels(was);
     }
+  });
+});
+
+// Bidirectional nodes run their two directions at once when the session has two threads; the results
+// must not depend on it.
+describe.each(['LSTM', 'GRU', 'RNN'] as Kind[])('%s bidirectional on two threads', (kind) => {
+  // Big enough for the kernels to hand a direction to a worker (over a million multiply-adds each, for every kind).
+  const c: Case = { kind, seq: 64, batch: 2, input: 64, hidden: 64, direction: 'bidirectional', layout: 0, bias: true, h0: true, c0: true, peep: kind === 'LSTM', lens: [64, 37], weightsInit: true, scale: 0.2 };
+  const built = build(c, 61);
+  const feeds = () => Object.fromEntries(Object.entries(built.feeds).map(([k, v]) => [k, new Tensor(v.dtype, v.data, v.shape)]));
+  const bitsOf = (r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).map(([k, t]) => [k, Array.from(new Uint32Array(((t as Tensor).data as Float32Array).buffer))]));
+
+  it('matches onnxruntime, and the 1-thread session bit for bit', async () => {
+    await startRnnThreads(2);
+    await expectMatchesOrt(built, undefined, 2);
+    const [one, two] = await Promise.all([1, 2].map((n) => InferenceSession.create(built.bytes, { intraOpNumThreads: n })));
+    const want = bitsOf(await one.run(feeds()));
+    for (let i = 0; i < 3; i++) expect(bitsOf(await two.run(feeds()))).toEqual(want);
+  });
+
+  // The directions go to a worker only on the wasm kernels (LASTMILE_NO_WASM runs the TypeScript cells).
+  it.runIf(wasmKernels())('runs a direction on the worker, with the same bits', async () => {
+    await startRnnThreads(2);
+    const [one, two] = await Promise.all([1, 2].map((n) => InferenceSession.create(built.bytes, { intraOpNumThreads: n })));
+    const want = bitsOf(await one.run(feeds()));
+    // A worker descheduled on a busy machine may miss a job (the caller then runs both directions): retry a while.
+    let got = await two.run(feeds());
+    for (const end = performance.now() + 5000; !lastThreadIds().includes(1) && performance.now() < end;) got = await two.run(feeds());
+    expect(lastThreadIds(), 'a direction ran on the worker').toContain(1);
+    expect(bitsOf(got)).toEqual(want);
   });
 });

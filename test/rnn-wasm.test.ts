@@ -1,11 +1,12 @@
 // The WebAssembly recurrent kernels piece by piece: the vector activations against Math, the gemv kernel
 // and its packing against a plain product, and whole cells on the float32 wasm path against the
 // TypeScript cells (float64 state) on random configurations, including the resident weight cache.
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModule, Simd, T } from '../kernels/wasm/emitter.js';
 import { gateWidth, NB, packedSize } from '../kernels/wasm/gemv.js';
 import { rnnModule, type RnnExports } from '../kernels/wasm/rnn.js';
-import { setResidentLimit } from '../kernels/wasm/rnn-cells.js';
+import { lastThreadIds, rnnThreaded, setParallelMin, setResidentLimit, startRnnThreads } from '../kernels/wasm/rnn-cells.js';
+import { threadsSupported, withThreads } from '../kernels/wasm/threads.js';
 import { hasSimd, setWasmKernels } from '../kernels/wasm/simd.js';
 import { Fn, vexp, vexpm1, vsigmoid, vtanh } from '../kernels/wasm/math-vec.js';
 import { activation, gru, lstm, rnn, type Cell, type Outputs } from '../kernels/cpu/rnn.js';
@@ -129,21 +130,21 @@ function cellRunner(cf: Config, seed: number) {
   const bias = f64(G * hs), h0 = cf.h0 ? f64(cf.batch * hs) : undefined, c0 = cf.c0 ? f64(cf.batch * hs) : undefined;
   const p = cf.peep ? f64(3 * hs) : undefined, rbh = cf.lbr ? f64(hs) : new Float64Array(hs);
   const keys = cf.keyed ? { wKey: {}, rKey: {} } : {};
-  const row = cf.layout ? (t: number, b: number) => b * cf.seq + t : (t: number, b: number) => t * cf.batch + b;
+  const [xT, xB] = cf.layout ? [1, cf.seq] : [cf.batch, 1];
   return (wasm: boolean): Outputs => {
     const n = cf.seq * cf.batch * hs;
     const o: Outputs = cf.layout
       ? { y: new Float32Array(n), yOff: 0, yT: hs, yB: cf.seq * hs, yh: new Float32Array(cf.batch * hs), yc: new Float32Array(cf.batch * hs), sOff: 0, sB: hs }
       : { y: new Float32Array(n), yOff: 0, yT: cf.batch * hs, yB: hs, yh: new Float32Array(cf.batch * hs), yc: new Float32Array(cf.batch * hs), sOff: 0, sB: hs };
     const c: Cell = {
-      seq: cf.seq, batch: cf.batch, input: cf.input, hidden: hs, x, row, w, r: rr, bias, h0, reverse: cf.reverse,
+      seq: cf.seq, batch: cf.batch, input: cf.input, hidden: hs, x, xT, xB, w, r: rr, bias, h0, reverse: cf.reverse,
       lens: Int32Array.from(cf.lens), clip: cf.clip, acts: DEFAULTS[cf.kind].map((a) => activation(a, 0, 0)!), dir: 0, ...keys,
     };
     const was = setWasmKernels(wasm);
     try {
-      if (cf.kind === 'LSTM') lstm(c, o, { c0, p, inputForget: cf.inputForget });
-      else if (cf.kind === 'GRU') gru(c, o, { linearBeforeReset: cf.lbr, rbh });
-      else rnn(c, o);
+      if (cf.kind === 'LSTM') lstm([{ c, o, opts: { c0, p, inputForget: cf.inputForget } }]);
+      else if (cf.kind === 'GRU') gru([{ c, o, opts: { linearBeforeReset: cf.lbr, rbh } }]);
+      else rnn([{ c, o, opts: undefined }]);
     } finally {
       setWasmKernels(was);
     }
@@ -182,6 +183,124 @@ run('float32 wasm cells against the TypeScript cells', () => {
       for (let round = 0; round < 3; round++) runners.forEach(({ go, want }, i) => expectClose(go(true), want, `round ${round}, cell ${i}`));
     } finally {
       setResidentLimit(was);
+    }
+  });
+});
+
+/**
+ * Both directions of a bidirectional node as the op runs them: one call, one X, each direction with its
+ * own weights and slots in a shared Y ([seq, 2, batch, hidden], or layout 1's [batch, seq, 2, hidden]).
+ * `acts` per direction (default: the kind's defaults), so one direction can leave the wasm path.
+ */
+function pairRunner(cf: Config, seed: number, acts?: string[][]) {
+  const r = rng(seed), G = GATES[cf.kind], hs = cf.hidden, { seq, batch } = cf;
+  const f32 = (n: number, s = 1) => Float32Array.from({ length: n }, () => r.float(-s, s));
+  const f64 = (n: number) => Float64Array.from({ length: n }, () => r.float());
+  const x = f32(seq * batch * cf.input), [xT, xB] = cf.layout ? [1, seq] : [batch, 1];
+  // Weights shrink with the hidden size as trained ones do: a large chaotic cell parts float32 from float64.
+  const scale = Math.min(0.6, 2 / Math.sqrt(hs));
+  const dirs = [0, 1].map((d) => ({
+    w: f32(G * hs * cf.input, scale), r: f32(G * hs * hs, scale), bias: f64(G * hs), h0: cf.h0 ? f64(batch * hs) : undefined,
+    c0: cf.c0 ? f64(batch * hs) : undefined, p: cf.peep ? f64(3 * hs) : undefined, rbh: cf.lbr ? f64(hs) : new Float64Array(hs),
+    keys: cf.keyed ? { wKey: {}, rKey: {} } : {}, acts: (acts?.[d] ?? DEFAULTS[cf.kind]).map((a) => activation(a, 0.5, 0.5)!),
+  }));
+  return (): Outputs[] => {
+    const y = new Float32Array(seq * 2 * batch * hs), yh = new Float32Array(2 * batch * hs), yc = new Float32Array(2 * batch * hs);
+    const outs = [0, 1].map((d): Outputs => (cf.layout
+      ? { y, yOff: d * hs, yT: 2 * hs, yB: seq * 2 * hs, yh, yc, sOff: d * hs, sB: 2 * hs }
+      : { y, yOff: d * batch * hs, yT: 2 * batch * hs, yB: hs, yh, yc, sOff: d * batch * hs, sB: hs }));
+    const cells = dirs.map((D, d): Cell => ({
+      seq, batch, input: cf.input, hidden: hs, x, xT, xB, w: D.w, r: D.r, bias: D.bias, h0: D.h0, reverse: d === 1,
+      lens: Int32Array.from(cf.lens), clip: cf.clip, acts: D.acts, dir: d, ...D.keys,
+    }));
+    if (cf.kind === 'LSTM') lstm(cells.map((c, d) => ({ c, o: outs[d], opts: { c0: dirs[d].c0, p: dirs[d].p, inputForget: cf.inputForget } })));
+    else if (cf.kind === 'GRU') gru(cells.map((c, d) => ({ c, o: outs[d], opts: { linearBeforeReset: cf.lbr, rbh: dirs[d].rbh } })));
+    else rnn(cells.map((c, d) => ({ c, o: outs[d], opts: undefined })));
+    return outs;
+  };
+}
+
+/** Runs fn with wasm kernels on or off, restoring the setting. */
+function withWasm<R>(on: boolean, fn: () => R): R {
+  const was = setWasmKernels(on);
+  try {
+    return fn();
+  } finally {
+    setWasmKernels(was);
+  }
+}
+
+const bits = (o: Outputs) => (['y', 'yh', 'yc'] as const).map((k) => Array.from(new Uint32Array((o[k] as Float32Array).buffer)));
+
+run('the directions of a node in one call, on one or two threads', () => {
+  // Workers start lazily; start them now so the 2-thread runs below can hand a direction over.
+  let ready: Promise<number>, was = 0;
+  // Every size of work goes to the threads here, so small random shapes exercise the threaded path.
+  beforeAll(() => { ready = startRnnThreads(2); was = setParallelMin(0); });
+  afterAll(() => { setParallelMin(was); });
+
+  it('has a worker to run the second direction (shared memory and workers work in Node)', async () => {
+    expect(rnnThreaded() && threadsSupported()).toBe(true);
+    expect(await ready).toBe(1);
+  });
+
+  describe.each(['LSTM', 'GRU', 'RNN'] as Kind[])('%s', (kind) => {
+    it.each(Array.from({ length: 16 }, (_, i) => i + 1))('random configuration %i: 2 threads bit-identical to 1, both close to TypeScript', async (seed) => {
+      await ready;
+      const cf = randomConfig(kind, seed + GATES[kind] * 2000), go = pairRunner(cf, seed);
+      const want = withWasm(false, go)[0];
+      const one = withWasm(true, () => withThreads(1, go))[0];
+      expect(lastThreadIds()).toEqual([0, 0]);
+      expectClose(one, want, JSON.stringify(cf));
+      // Tiny directions are often both done by the caller before the worker wakes: the bits must match either way.
+      const two = withWasm(true, () => withThreads(2, go))[0];
+      expect(bits(two), JSON.stringify(cf)).toEqual(bits(one));
+    });
+  });
+
+  it.each(['LSTM', 'GRU', 'RNN'] as Kind[])('%s directions big enough to wait for the worker run on it, with the same bits', async (kind) => {
+    await ready;
+    const cf: Config = { ...randomConfig(kind, 23), seq: 48, batch: 2, input: 40, hidden: 64, lens: [48, 31], clip: Infinity, keyed: true };
+    const go = pairRunner(cf, 23), one = withWasm(true, () => withThreads(1, go))[0];
+    expectClose(one, withWasm(false, go)[0], JSON.stringify(cf));
+    // A worker may still miss a job (descheduled on a busy machine past the caller doing both): retry a while.
+    const end = performance.now() + 5000;
+    let two: Outputs;
+    do two = withWasm(true, () => withThreads(2, go))[0]; while (!lastThreadIds().includes(1) && performance.now() < end);
+    expect(lastThreadIds(), 'a direction ran on the worker').toContain(1);
+    expect(bits(two)).toEqual(bits(one));
+  });
+
+  it.each(['LSTM', 'GRU', 'RNN'] as Kind[])('%s edge shapes: hidden 1 and 17, batch 1 and 3, a zero-length row, one timestep', async (kind) => {
+    await ready;
+    const shapes = [[1, 1, 1, 1, [1]], [1, 3, 2, 17, [1, 0, 1]], [7, 3, 5, 17, [7, 0, 4]], [4, 1, 33, 3, [4]]] as const;
+    for (const [seq, batch, input, hidden, lens] of shapes) {
+      const cf: Config = { ...randomConfig(kind, seq + hidden), seq, batch, input, hidden, lens: [...lens] };
+      const go = pairRunner(cf, hidden);
+      const want = withWasm(false, go)[0], one = withWasm(true, () => withThreads(1, go))[0];
+      expectClose(one, want, JSON.stringify(cf));
+      expect(bits(withWasm(true, () => withThreads(2, go))[0])).toEqual(bits(one));
+    }
+  });
+
+  it('the wasm direction of a mixed pair gives the same bits as in a wasm pair', async () => {
+    await ready;
+    const cf: Config = { ...randomConfig('LSTM', 5), seq: 9, batch: 2, input: 6, hidden: 12, lens: [9, 5], keyed: true, layout: 1 }, go = pairRunner(cf, 3);
+    const pair = withWasm(true, () => withThreads(2, go))[0];
+    // Non-default activations on the reverse direction send it to TypeScript; the forward one stays on
+    // wasm, alone in its call. Layout 1 puts the two directions in alternate rows of Y.
+    const mixed = withWasm(true, () => withThreads(2, pairRunner(cf, 3, [DEFAULTS.LSTM, ['hardsigmoid', 'tanh', 'tanh']])))[0];
+    const hs = cf.hidden, fwd = (o: Outputs) => bits(o)[0].filter((_, i) => Math.floor(i / hs) % 2 === 0);
+    expect(fwd(mixed)).toEqual(fwd(pair));
+    expect(lastThreadIds()).toEqual([0]);
+  });
+
+  it('a pair with one direction off the wasm path matches the TypeScript cells', async () => {
+    await ready;
+    for (const kind of ['LSTM', 'GRU', 'RNN'] as Kind[]) {
+      const acts = [DEFAULTS[kind], DEFAULTS[kind].map((a, i) => (i === 0 ? 'hardsigmoid' : a))];
+      const cf = randomConfig(kind, 17), go = pairRunner(cf, 17, acts.reverse());
+      expectClose(withWasm(true, () => withThreads(2, go))[0], withWasm(false, go)[0], JSON.stringify(cf));
     }
   });
 });

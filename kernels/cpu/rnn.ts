@@ -1,4 +1,4 @@
-// Recurrent cells (LSTM, GRU, simple RNN) over plain typed arrays, one direction per call. The input
+// Recurrent cells (LSTM, GRU, simple RNN) over plain typed arrays, the directions of a node per call. The input
 // projection X·W^T for all timesteps is one GEMM up front; each timestep then only does the recurrent
 // product H·R^T for the batch rows still running. Outputs are written through strides so both ONNX
 // layouts need no transposes. float32 operands with the default activations run in float32 on the
@@ -82,8 +82,8 @@ export interface Outputs { y: Buf; yOff: number; yT: number; yB: number; yh: Buf
 
 export interface Cell {
   seq: number; batch: number; input: number; hidden: number;
-  /** X rows in memory order, [seq*batch, input]; `row(t, b)` is the row of timestep t, batch b. */
-  x: Buf; row: (t: number, b: number) => number;
+  /** X rows in memory order, [seq*batch, input]; the row of timestep t, batch b is t*xT + b*xB. */
+  x: Buf; xT: number; xB: number;
   w: Buf; r: Buf;
   /** Added to the input projection (the biases that commute with everything). */
   bias: Float64Array;
@@ -94,6 +94,9 @@ export interface Cell {
    *  and computed tensors are new objects each run, so they are packed again). */
   wKey?: object; rKey?: object; dir: number;
 }
+
+/** One direction of a node: its cell, where its results go, and what its cell kind adds. */
+export interface Dir<O> { c: Cell; o: Outputs; opts: O }
 
 /** Whether the float32 wasm kernels take this cell: float32 operands and outputs, and `acts` as given. */
 function fast(c: Cell, o: Outputs, acts: Act[]): boolean {
@@ -116,7 +119,7 @@ function drive(c: Cell, gates: number, o: Outputs, h: Float64Array, cs: Float64A
     let count = 0;
     for (let b = 0; b < batch; b++) {
       if (s >= c.lens[b]) continue;
-      const t = c.reverse ? c.lens[b] - 1 - s : s, row = c.row(t, b) * gates;
+      const t = c.reverse ? c.lens[b] - 1 - s : s, row = (t * c.xT + b * c.xB) * gates;
       pre.set(xw.subarray(row, row + gates), count * gates);
       hp.set(h.subarray(b * hs, b * hs + hs), count * hs);
       active[count] = b; times[count++] = t;
@@ -138,9 +141,36 @@ function drive(c: Cell, gates: number, o: Outputs, h: Float64Array, cs: Float64A
 const clamp = (x: number, c: number) => (x < -c ? -c : x > c ? c : x);
 const initial = (c: Cell, s: Float64Array | undefined) => (s ? Float64Array.from(s) : new Float64Array(c.batch * c.hidden));
 
-/** LSTM gates in ONNX order i, o, f, c; `p` holds peepholes i, o, f. */
-export function lstm(c: Cell, o: Outputs, opts: { c0?: Float64Array; p?: Float64Array; inputForget: boolean }) {
-  if (fast(c, o, [sigmoid, tanh, tanh]) && lstmWasm(c, o, opts)) return;
+/**
+ * Runs each direction, on the float32 wasm kernels those that qualify (both at once when threads allow:
+ * kernels/wasm/rnn-cells.ts), the others here one after another.
+ */
+function each<O>(ds: Dir<O>[], acts: Act[], wasm: (ds: Dir<O>[]) => boolean, ts: (d: Dir<O>) => void): void {
+  const fastOnes = ds.filter(({ c, o }) => fast(c, o, acts));
+  const rest = fastOnes.length && wasm(fastOnes) ? ds.filter((d) => !fastOnes.includes(d)) : ds;
+  for (const d of rest) ts(d);
+}
+
+/** `p` holds peepholes i, o, f. */
+export interface LstmOpts { c0?: Float64Array; p?: Float64Array; inputForget: boolean }
+/** `rbh` is the recurrent bias of the h gate, which only stays separate under linear_before_reset (it is
+ *  then scaled by r); otherwise the caller folds it into `bias`. */
+export interface GruOpts { linearBeforeReset: boolean; rbh: Float64Array }
+
+/** LSTM gates in ONNX order i, o, f, c. */
+export function lstm(ds: Dir<LstmOpts>[]) {
+  each(ds, [sigmoid, tanh, tanh], lstmWasm, lstmTs);
+}
+
+export function gru(ds: Dir<GruOpts>[]) {
+  each(ds, [sigmoid, tanh], gruWasm, gruTs);
+}
+
+export function rnn(ds: Dir<unknown>[]) {
+  each(ds, [tanh], rnnWasm, rnnTs);
+}
+
+function lstmTs({ c, o, opts }: Dir<LstmOpts>) {
   const hs = c.hidden, g = 4 * hs, [f, gAct, hAct] = c.acts, clip = c.clip;
   const h = initial(c, c.h0), cell = initial(c, opts.c0), p = opts.p ?? new Float64Array(3 * hs);
   drive(c, g, o, h, cell, (active, count, pre, hp) => {
@@ -161,10 +191,8 @@ export function lstm(c: Cell, o: Outputs, opts: { c0?: Float64Array; p?: Float64
   });
 }
 
-/** GRU gates in ONNX order z, r, h. `rbh` is the recurrent bias of the h gate, which only stays separate
- *  under linear_before_reset (it is then scaled by r); otherwise the caller folds it into `bias`. */
-export function gru(c: Cell, o: Outputs, opts: { linearBeforeReset: boolean; rbh: Float64Array }) {
-  if (fast(c, o, [sigmoid, tanh]) && gruWasm(c, o, opts)) return;
+/** GRU gates in ONNX order z, r, h. */
+function gruTs({ c, o, opts }: Dir<GruOpts>) {
   const hs = c.hidden, g = 3 * hs, [f, gAct] = c.acts, clip = c.clip, lbr = opts.linearBeforeReset;
   const h = initial(c, c.h0), rec = new Float64Array(c.batch * hs), hr = new Float64Array(c.batch * hs);
   drive(c, g, o, h, undefined, (active, count, pre, hp) => {
@@ -187,8 +215,7 @@ export function gru(c: Cell, o: Outputs, opts: { linearBeforeReset: boolean; rbh
   });
 }
 
-export function rnn(c: Cell, o: Outputs) {
-  if (fast(c, o, [tanh]) && rnnWasm(c, o)) return;
+function rnnTs({ c, o }: Dir<unknown>) {
   const hs = c.hidden, [f] = c.acts, clip = c.clip, h = initial(c, c.h0);
   drive(c, hs, o, h, undefined, (active, count, pre, hp) => {
     dotRows(hp, count, hs, c.r, 0, hs, pre, hs);
