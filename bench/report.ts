@@ -32,7 +32,7 @@ function standardNotes(s: BenchReport['settings'], baseline?: number): string[] 
       ? 'Ran with --liftoff-only: WebAssembly (onnxruntime-web) stayed in V8\'s baseline compiler, so its times are pessimistic; JavaScript is unaffected.'
       : `V8 moves onnxruntime-web's WebAssembly from its baseline compiler to optimised code while it runs, which can take tens of seconds (on a busy 2-core machine its time on the suite's encoder halved over the first ~30 s), so with ${s.warmupS} s of warm-up its numbers may be pessimistic. A longer --warmup gives settled numbers; --liftoff pins it to the baseline compiler for a stable (slower) comparison.`,
   ];
-  if (s.threads > 1) notes.push(`Peers ran with ${s.threads} threads; Lastmile runs on one thread whatever the setting.`);
+  if (s.threads > 1) notes.push(`Every engine ran with ${s.threads} intra-op threads. Lastmile splits its GEMMs (MatMul, Gemm, pointwise convolutions), its other convolution and pooling kernels, and the two directions of bidirectional recurrent layers across them; its other ops run on the calling thread.`);
   return notes;
 }
 
