@@ -13,6 +13,7 @@
 // tensors and the arena stay on the calling thread.
 import type { Geom3 } from '../cpu/conv.js';
 import { gemm, rowMajor } from '../cpu/gemm.js';
+import { gemmWasm } from './gemm.js';
 import type { Split } from './chunked.js';
 import { Simd, T, type Func } from './emitter.js';
 import { hasRelaxedSimd, hasSimd, wasmKernels } from './simd.js';
@@ -249,8 +250,10 @@ export function im2colConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: 
   const ok = applies(g, x, w, y, bias);
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, L = layout(v), cg = c / group, mg = m / group, kk = v.KH * v.KW, kdim = cg * kk, inPlane = v.H * v.W, outSize = v.OH * v.OW;
-  if (B) for (let b = 0; b < n; b++) fillPlanes(Y, b * m * outSize, m, outSize, B, 0);
-  if (n * m * outSize === 0 || kdim === 0) return true;
+  if (n * m * outSize === 0 || kdim === 0) {
+    if (B) for (let b = 0; b < n; b++) fillPlanes(Y, b * m * outSize, m, outSize, B, 0);
+    return true;
+  }
   const rowsPer = Math.max(1, Math.min(v.OH, Math.floor(COL_FLOATS / (kdim * v.OW))));
   const x0 = K.arena.base, ppAt = align(x0 + cg * inPlane), colAt = align(ppAt + cg * L.planeFloats + SLACK);
   if (!K.arena.reserve(colAt + kdim * rowsPer * v.OW + SLACK)) return false;
@@ -264,7 +267,11 @@ export function im2colConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: 
         const oh1 = Math.min(v.OH, oh0 + rowsPer), len = (oh1 - oh0) * v.OW;
         K.call(K.generic, 'im2col', [4 * ppAt, cg, L.Hp, L.Wq, v.sw, v.KH, v.KW, v.sh, v.dh, v.dw, v.OW, oh0, oh1, 4 * colAt],
           { count: 1, steps: { 0: 4 * L.planeFloats, 13: 4 * kk * len } }, ntCopy);
-        gemm(mg, len, kdim, wv, rowMajor(K.arena.f32, len, colAt), Y, yOff + oh0 * v.OW, outSize);
+        // The GEMM's epilogue starts the block from the bias (no pass of its own); else fill, then accumulate.
+        const cols = rowMajor(K.arena.f32, len, colAt), at = yOff + oh0 * v.OW, bg = B?.subarray(gi * mg, (gi + 1) * mg);
+        if (bg && gemmWasm(mg, len, kdim, wv, cols, Y, at, outSize, 1, { bias: bg, perRow: true, steps: [] })) continue;
+        if (bg) for (let i = 0; i < mg; i++) Y.fill(bg[i], at + i * outSize, at + i * outSize + len);
+        gemm(mg, len, kdim, wv, cols, Y, at, outSize);
       }
     }
   }

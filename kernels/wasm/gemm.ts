@@ -471,6 +471,14 @@ function stage(c: Float32Array, off: number, ldc: number, heap: Float32Array, at
     else c.set(heap.subarray(at, at + rows * cols), off);
     return;
   }
+  // Short rows element by element: a subarray per row costs more than copying a few floats.
+  if (cols <= 16) {
+    for (let i = 0; i < rows; i++, off += ldc, at += sld) {
+      if (into) for (let j = 0; j < cols; j++) heap[at + j] = c[off + j];
+      else for (let j = 0; j < cols; j++) c[off + j] = heap[at + j];
+    }
+    return;
+  }
   for (let i = 0; i < rows; i++, off += ldc, at += sld) {
     if (into) heap.set(c.subarray(off, off + cols), at);
     else c.set(heap.subarray(at, at + cols), off);
