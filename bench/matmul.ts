@@ -26,7 +26,7 @@ async function lastmile(t: number): Promise<Engine> {
 
 async function engines(): Promise<Engine[]> {
   // Workers start lazily, on the first product that wants them; start them now so warm-up times real runs.
-  if (threads > 1) await wasmGemm()?.startThreads(threads);
+  if (threads > 1) await wasmGemm(true)?.startThreads(threads);
   const list = [await lastmile(threads), ...(threads > 1 ? [await lastmile(1)] : [])];
   const ortNode = await import('onnxruntime-node');
   const sn = await ortNode.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });

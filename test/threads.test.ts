@@ -289,7 +289,7 @@ describe.runIf(canThread)('process lifetime', () => {
       const n = 128, a = new Float32Array(n * n).fill(1), c = new Float32Array(n * n);
       const m = { data: a, off: 0, rs: n, cs: 1 };
       withThreads(2, () => wasmGemm().run(n, n, n, m, m, c, 0, n));
-      const ready = await wasmGemm().startThreads(2);
+      const ready = await wasmGemm(true).startThreads(2);
       console.log(JSON.stringify({ ready, v: c[0] }));
       process.exit(0);
     `;
