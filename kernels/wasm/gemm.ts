@@ -141,6 +141,7 @@ const J = {
   c: 14, ldc: 15, alpha: 16, scratch: 17, scratchStride: 18, byRows: 19, chunk: 20,
 } as const;
 const JOB_WORDS = 21;
+const J_FIELDS = Object.entries(J) as [keyof typeof J, number][];
 
 /**
  * task(job, chunk, id): C += alpha * A·B over one chunk of the job (whole rows, or whole columns), packing
@@ -377,7 +378,7 @@ export class WasmGemm {
 
   private writeJob(job: Record<keyof typeof J, number>): void {
     const w = this.words, base = JOB_AT / 4;
-    for (const [name, at] of Object.entries(J)) w[base + at] = job[name as keyof typeof J];
+    for (const [name, at] of J_FIELDS) w[base + at] = job[name];
     new Float32Array(w.buffer, JOB_AT + 4 * J.alpha, 1)[0] = job.alpha;
   }
 
@@ -452,7 +453,9 @@ function place(x: Mat<Float32Array>, rows: number, cols: number, heap: Float32Ar
 function initStage(heap: Float32Array, at: number, sld: number, rows: number, cols: number, i0: number, { bias, perRow }: Epilogue): void {
   if (!bias) { heap.fill(0, at, at + rows * sld); return; }
   if (perRow) {
-    for (let i = 0; i < rows; i++) heap.fill(bias[i0 + i], at + i * sld, at + i * sld + cols).fill(0, at + i * sld + cols, at + (i + 1) * sld);
+    // Short rows element by element: two fills a row cost more than writing a few floats.
+    if (sld <= 16) for (let i = 0; i < rows; i++) for (let j = 0; j < sld; j++) heap[at + i * sld + j] = j < cols ? bias[i0 + i] : 0;
+    else for (let i = 0; i < rows; i++) heap.fill(bias[i0 + i], at + i * sld, at + i * sld + cols).fill(0, at + i * sld + cols, at + (i + 1) * sld);
     return;
   }
   heap.set(bias.subarray(0, cols), at);
