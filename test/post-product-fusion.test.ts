@@ -154,6 +154,30 @@ describe('post_affine: a scalar Mul and Add after the activation', () => {
   });
 });
 
+describe('epilogue steps applied inside the conv kernels', () => {
+  // Each conv kernel that stages its output in wasm memory (pointwise GEMM, direct, depthwise) applies the
+  // activation and affine there; im2col leaves them to the epilogue pass. Shapes pick each kernel.
+  const convs: [string, number[], number[], Record<string, number[] | number>][] = [
+    ['pointwise', [1, 16, 20, 20], [24, 16, 1, 1], {}],
+    ['direct 3x3', [1, 8, 24, 24], [12, 8, 3, 3], { pads: [1, 1, 1, 1] }],
+    ['depthwise 3x3', [2, 16, 20, 20], [16, 1, 3, 3], { pads: [1, 1, 1, 1], group: 16 }],
+    ['depthwise stride 2', [1, 8, 33, 33], [8, 1, 5, 5], { pads: [2, 2, 2, 2], strides: [2, 2], group: 8 }],
+    ['im2col (narrow rows)', [1, 8, 6, 6], [12, 8, 3, 3], { pads: [1, 1, 1, 1] }],
+  ];
+  it.each(convs)('%s: Conv + HardSwish + scalar Mul/Add, and Conv + Relu without a bias', async (_name, xs, ws, attrs) => {
+    for (const [act, withBias] of [['HardSwish', true], ['Relu', false]] as const) {
+      const g = new GraphBuilder();
+      const x = g.input('x', 'float32', xs), ins = [x, w(g, 'w', ws, 1), ...(withBias ? [w(g, 'b', [ws[0]], 2)] : [])];
+      let h = g.node(act, [g.node('Conv', ins, attrs)[0]])[0];
+      if (act === 'HardSwish') h = g.node('Add', [g.node('Mul', [h, scalar(g, 's', 1.5, [1])])[0], scalar(g, 't', -0.25, [1])])[0];
+      g.output(h, 'float32');
+      const bytes = g.model({ opset: 17 });
+      expect(plan(bytes).map((n) => n.op)).toEqual(['FusedConv']);
+      await sameAsDisabled(bytes, { x: randomF32(xs, rng(3), -3, 3) }, CLOSE);
+    }
+  });
+});
+
 describe('alpha: a scalar Mul or Div of a MatMul', () => {
   it.each([
     ['Div by sqrt(8)', 'Div', Math.sqrt(8), false],

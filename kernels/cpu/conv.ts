@@ -41,13 +41,14 @@ function fillBias(y: Num, bias: Num, n: number, m: number, size: number): void {
 /**
  * conv(x, w) for n images of c channels into m channels: with `bias` (m values) y = conv(x, w) + bias,
  * whatever y held; without it y += conv(x, w) (callers pre-fill y). With `steps` (float32 only), a
- * kernel that can apply them to its output in the same pass does, y = steps(conv(x, w) + bias) whatever y
- * held, and the result says whether one did (if not, y is as without steps and y's zeros were kept).
+ * kernel that can apply them to its output while it is staged in wasm memory does (pointwise GEMM, direct,
+ * depthwise), y = steps(conv(x, w) + bias) for a y of zeros, and the result says whether one did (if not,
+ * y is as without steps).
  */
 export function conv(x: FloatArray, w: FloatArray, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Num, steps?: readonly Step[]): boolean {
   const cg = c / group, mg = m / group, inSize = prod(g.inS), outSize = prod(g.out), kdim = cg * prod(g.k);
   if (cg === 1 && group > 1) {
-    if (depthwiseWasm(x, w, y, n, c, mg, g, bias)) return false;
+    if (depthwiseWasm(x, w, y, n, c, mg, g, bias, steps)) return !!steps?.length;
     if (bias) fillBias(y, bias, n, m, outSize);
     depthwise(x, w, y, n, c, mg, g);
     return false;
@@ -56,7 +57,8 @@ export function conv(x: FloatArray, w: FloatArray, y: Num, n: number, c: number,
   // Pointwise convs are plain GEMMs on x as it is: the wasm GEMM's packed panels beat the direct kernel's
   // strided reads there (1.25x over PP-OCR's pointwise layers). Its epilogue writes the bias and the steps.
   if (pointwise && steps && pointwiseSteps(x, w, y, n, c, m, group, inSize, bias, steps)) return true;
-  if (!pointwise && convWasm(x, w, y, n, c, m, group, g, bias)) return false;
+  const done = pointwise ? false : convWasm(x, w, y, n, c, m, group, g, bias, steps);
+  if (done) return done === 'stepped';
   if (bias) fillBias(y, bias, n, m, outSize);
   const chunk = Math.max(1, Math.min(outSize, Math.floor(CHUNK_ELEMS / kdim)));
   const col = pointwise ? undefined : new (x.constructor as Float64ArrayConstructor)(kdim * chunk);

@@ -13,6 +13,7 @@
 // tensors and the arena stay on the calling thread.
 import type { Geom3 } from '../cpu/conv.js';
 import { gemm, rowMajor } from '../cpu/gemm.js';
+import type { Step } from './elementwise.js';
 import { gemmWasm } from './gemm.js';
 import type { Split } from './chunked.js';
 import { Simd, T, type Func } from './emitter.js';
@@ -221,7 +222,7 @@ export function fillPlanes(data: Float32Array, off: number, planes: number, size
 }
 
 /** Depthwise conv: one input channel per group, mg output channels each. */
-export function depthwiseWasm(x: Num, w: Num, y: Num, n: number, c: number, mg: number, g: Geom3, bias?: Bias): boolean {
+export function depthwiseWasm(x: Num, w: Num, y: Num, n: number, c: number, mg: number, g: Geom3, bias?: Bias, steps?: readonly Step[]): boolean {
   const ok = applies(g, x, w, y, bias);
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, L = layout(v), kk = v.KH * v.KW, m = c * mg, inPlane = v.H * v.W, outPlane = v.OH * v.OW;
@@ -239,6 +240,7 @@ export function depthwiseWasm(x: Num, w: Num, y: Num, n: number, c: number, mg: 
       if (B) K.arena.f32.set(B.subarray(c0 * mg, (c0 + nc) * mg), bAt);
       else stage();
       K.windowed('conv', v, L, nc, mg, x0, ppAt, wAt, outAt, B ? bAt : 0, 0, nt, B ? undefined : stage, per);
+      if (steps?.length) K.arena.applySteps(outAt, nc * mg * v.OH * L.OWp, steps);
       K.arena.getRows(Y, yOff, nc * mg, v.OH, v.OW, outAt, L.OWp);
     }
   }
@@ -310,7 +312,7 @@ function packWeights(w: Float32Array, off: number, mg: number, cg: number, kk: n
 const JB = 4;
 
 /** Dense or grouped conv by the direct kernel. */
-export function directConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias): boolean {
+export function directConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias, steps?: readonly Step[]): boolean {
   const ok = applies(g, x, w, y, bias);
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, L = layout(v), cg = c / group, mg = m / group, kk = v.KH * v.KW, inPlane = v.H * v.W, outPlane = v.OH * v.OW;
@@ -343,6 +345,7 @@ export function directConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: 
       K.prepPlanes(v, L, cg, x0, ppAt, 0, ntPrep);
       if (!B) stage();
       K.call(K.generic, 'dense', args, split, ntDense, B ? undefined : stage);
+      if (steps?.length) K.arena.applySteps(outAt, mg * stagePlane, steps);
       K.arena.getRows(Y, yOff, mg, v.OH, v.OW, outAt, OWt);
     }
   }
@@ -353,9 +356,10 @@ export function directConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: 
  * Dense or grouped float32 conv (not depthwise). Wide outputs take the direct kernel; rows much narrower
  * than its 8-column tiles (whose padding would be wasted work) take im2col and GEMM.
  */
-export function convWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias): boolean {
+export function convWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias, steps?: readonly Step[]): boolean | 'stepped' {
   const ow = g.out[2], waste = roundUp(ow, 8) - ow;
-  return ow >= 16 && waste * 8 <= ow ? directConvWasm(x, w, y, n, c, m, group, g, bias) : im2colConvWasm(x, w, y, n, c, m, group, g, bias);
+  if (ow >= 16 && waste * 8 <= ow) return directConvWasm(x, w, y, n, c, m, group, g, bias, steps) && (steps?.length ? 'stepped' : true);
+  return im2colConvWasm(x, w, y, n, c, m, group, g, bias);
 }
 
 /** Per kernel column kw, the input columns [lo, hi) whose output column iw*sw - pw + kw*dw lies in [0, OW). */

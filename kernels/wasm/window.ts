@@ -8,6 +8,7 @@
 // functions on a chunk of planes, channels or rows (kernels/wasm/chunked.ts); the per-geometry modules
 // reach the workers as bytes in the arena's header, compiled there on first use. That keeps the kernels
 // specialised (taps unrolled, offsets immediates), with one worker per thread whatever the geometries.
+import { stepsOn, type Step } from './elementwise.js';
 import { chunkTask, JOB_BYTES, writeJob, type Split } from './chunked.js';
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
 import { growTo, MAX_FLOATS } from './simd.js';
@@ -72,6 +73,13 @@ export class Arena {
     // Growth detaches an unshared buffer; a shared one grows in place, but old views keep their old length.
     if (this.f32.byteLength !== this.memory.buffer.byteLength) this.f32 = new Float32Array(this.memory.buffer);
     return true;
+  }
+
+  private stepper?: (at: number, n: number, steps: readonly Step[]) => void;
+
+  /** Applies epilogue steps (kernels/wasm/elementwise.ts) to n floats from float index `at`, where a kernel staged its output. */
+  applySteps(at: number, n: number, steps: readonly Step[]): void {
+    (this.stepper ??= stepsOn(this.memory, this.shared ? MAX_PAGES : 0))(4 * at, n, steps);
   }
 
   /** Copies `planes` planes of rows x cols from `src` (rows contiguous) into the arena with a row stride of `stride` floats. */
