@@ -345,10 +345,13 @@ export class WasmGemm {
       const rows = Math.min(mb, m - i0);
       // Split along the operand that is not prepacked (each chunk packs all of the other), else the longer side.
       const byRows = aP && !bP ? false : bP && !aP ? true : rows >= n;
-      // About two chunks per thread, so a thread that starts late or is descheduled is covered by the others;
-      // at least 4 tiles each.
-      const units = byRows ? Math.ceil(rows / mr) : Math.ceil(n / nr);
-      const count = nt === 1 ? 1 : Math.max(1, Math.min(2 * nt, Math.floor(units / 4)));
+      // Several chunks per thread, so a worker that wakes late (tens of microseconds here) or is descheduled
+      // still finds work the others have not claimed: up to eight each, of at least 2 tiles, when the other
+      // operand is prepacked (a chunk then packs only its own part); else two each of at least 4 tiles, as
+      // each chunk packs all of the other operand. Measured at 2 threads on m = 128 products with packed
+      // weights: 5-14% faster than two chunks per thread.
+      const units = byRows ? Math.ceil(rows / mr) : Math.ceil(n / nr), otherPacked = byRows ? !!bP : !!aP;
+      const count = nt === 1 ? 1 : Math.max(1, otherPacked ? Math.min(8 * nt, Math.floor(units / 2)) : Math.min(2 * nt, Math.floor(units / 4)));
       const chunk = byRows ? roundUp(Math.ceil(rows / count), mr) : roundUp(Math.ceil(n / count), nr);
       this.writeJob({
         m: rows, n, k, a: 4 * (A.off + i0 * A.rs), ars: 4 * A.rs, acs: 4 * A.cs, aPanels: aP ? 4 * aP.at : 0, mPad: aP?.pad ?? 0, aRow0: i0,
