@@ -260,8 +260,9 @@ function stepFunc(): Func {
 // 2 vCPUs: a job of a few chunks costs about 10 us more on 2 threads than on 1, and a worker takes
 // 30-40 us to wake, so 4 chunks of 20 us each gained nothing and 4 of 80 us gained little.
 export const PARALLEL_MIN_WORK = 1 << 20;
-// Chunks per thread: at least two, so a thread that starts late or is descheduled is covered by the others.
-const CHUNKS_PER_THREAD = 2;
+// Chunks per thread: several, so a worker that wakes late or is descheduled still finds unclaimed work
+// (measured at 2 threads: 4 ran PP-OCR's detector and recogniser 5-12% faster than 2).
+const CHUNKS_PER_THREAD = 4;
 // Calls over many planes go in batches whose chunks hold about this many floats of arena (input, prepped
 // planes, output), so a chunk's planes stay in its thread's L2 from prep to window to the copy out.
 const CHUNK_FLOATS = 1 << 16;
