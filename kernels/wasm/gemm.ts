@@ -544,5 +544,6 @@ export const WASM_MIN_MACS = 1024;
 export function gemmWasm(m: number, n: number, k: number, a: Mat, b: Mat, c: unknown, cOff: number, ldc: number, alpha = 1, epi?: Epilogue): boolean {
   if (!hasSimd || m * n * k < WASM_MIN_MACS) return false;
   if (!(a.data instanceof Float32Array && b.data instanceof Float32Array && c instanceof Float32Array) || !wasmKernels()) return false;
-  return wasmGemm()?.run(m, n, k, a as Mat<Float32Array>, b as Mat<Float32Array>, c, cOff, ldc, alpha, epi) ?? false;
+  // A product too small to split runs on the plain-memory instance whatever the thread count: its copies are faster.
+  return wasmGemm(threads() > 1 && m * n * k >= PARALLEL_MIN_MACS)?.run(m, n, k, a as Mat<Float32Array>, b as Mat<Float32Array>, c, cOff, ldc, alpha, epi) ?? false;
 }
