@@ -19,7 +19,7 @@ import type { Split } from './chunked.js';
 import { Simd, T, type Func } from './emitter.js';
 import { hasRelaxedSimd, hasSimd, wasmKernels } from './simd.js';
 import { threads, threadsSupported } from './threads.js';
-import { Fn, layout, roundUp, SLACK, whileLoop, WindowKernels, type Layout, type Win2 } from './window.js';
+import { Fn, layout, PARALLEL_MIN_WORK, roundUp, SLACK, whileLoop, WindowKernels, type Layout, type Win2 } from './window.js';
 
 // Floats of im2col/col2im columns per GEMM call: large enough that re-copying the weights each call is
 // noise, small enough (2 MB) that the columns are still in cache when the GEMM copies them.
@@ -179,8 +179,9 @@ const built: { shared?: WindowKernels | null; plain?: WindowKernels | null } = {
  * with relaxed atomics, at about 1.5x the time of a plain copy, which cost the copy-bound window layers
  * 10-15% measured on one thread.
  */
-export function windowKernels(): WindowKernels | null {
-  const which = threads() > 1 && threadsSupported() ? 'shared' : 'plain';
+export function windowKernels(work = Infinity): WindowKernels | null {
+  // A call too small to split uses the plain-memory arena whatever the thread count: V8 copies into it faster.
+  const which = threads() > 1 && threadsSupported() && work >= PARALLEL_MIN_WORK ? 'shared' : 'plain';
   if (built[which] === undefined) {
     try {
       built[which] = new WindowKernels([im2colFunc(), col2imFunc(), denseFunc(hasRelaxedSimd)], which === 'shared');
@@ -200,10 +201,10 @@ export function win2(g: Geom3): Win2 | undefined {
 type Num = { [i: number]: number; length: number };
 
 /** The kernels, the 2-D window and the arrays as float32, when float32 wasm applies to them; else undefined. */
-function applies(g: Geom3, x: Num, w: Num, y: Num, bias?: Num) {
+function applies(g: Geom3, x: Num, w: Num, y: Num, bias: Num | undefined, work: number) {
   if (!hasSimd || !wasmKernels() || !(x instanceof Float32Array && w instanceof Float32Array && y instanceof Float32Array)) return undefined;
   if (!(bias === undefined || bias instanceof Float32Array)) return undefined;
-  const v = win2(g), K = v && windowKernels();
+  const v = win2(g), K = v && windowKernels(work);
   return v && K ? { K, v, X: x, W: w, Y: y, B: bias } : undefined;
 }
 
@@ -223,7 +224,7 @@ export function fillPlanes(data: Float32Array, off: number, planes: number, size
 
 /** Depthwise conv: one input channel per group, mg output channels each. */
 export function depthwiseWasm(x: Num, w: Num, y: Num, n: number, c: number, mg: number, g: Geom3, bias?: Bias, steps?: readonly Step[]): boolean {
-  const ok = applies(g, x, w, y, bias);
+  const ok = applies(g, x, w, y, bias, y.length * g.k[1] * g.k[2]);
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, L = layout(v), kk = v.KH * v.KW, m = c * mg, inPlane = v.H * v.W, outPlane = v.OH * v.OW;
   if (n * c * outPlane === 0) return true;
@@ -249,7 +250,7 @@ export function depthwiseWasm(x: Num, w: Num, y: Num, n: number, c: number, mg: 
 
 /** Grouped or dense conv through im2col and GEMM (which runs on the threads itself). */
 export function im2colConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias): boolean {
-  const ok = applies(g, x, w, y, bias);
+  const ok = applies(g, x, w, y, bias, y.length * (w.length / m));
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, L = layout(v), cg = c / group, mg = m / group, kk = v.KH * v.KW, kdim = cg * kk, inPlane = v.H * v.W, outSize = v.OH * v.OW;
   if (n * m * outSize === 0 || kdim === 0) {
@@ -313,7 +314,7 @@ const JB = 4;
 
 /** Dense or grouped conv by the direct kernel. */
 export function directConvWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias, steps?: readonly Step[]): boolean {
-  const ok = applies(g, x, w, y, bias);
+  const ok = applies(g, x, w, y, bias, y.length * (w.length / m));
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, L = layout(v), cg = c / group, mg = m / group, kk = v.KH * v.KW, inPlane = v.H * v.W, outPlane = v.OH * v.OW;
   if (cg === 0 && B) for (let b = 0; b < n; b++) fillPlanes(Y, b * m * outPlane, m, outPlane, B, 0);
@@ -374,7 +375,7 @@ function columnRanges(v: Win2): Int32Array {
 
 /** ConvTranspose with the geometry of kernels/cpu/conv.ts convTranspose (g.inS the input, g.out the output, g.p the leading crop). */
 export function convTransposeWasm(x: Num, w: Num, y: Num, n: number, c: number, m: number, group: number, g: Geom3, bias?: Bias): boolean {
-  const ok = applies(g, x, w, y, bias);
+  const ok = applies(g, x, w, y, bias, x.length * (w.length / c));
   if (!ok) return false;
   const { K, v, X, W, Y, B } = ok, cg = c / group, mg = m / group, kk = v.KH * v.KW, kdim = mg * kk, inSize = v.H * v.W, outPlane = v.OH * v.OW;
   if (n * m * outPlane === 0) return true;

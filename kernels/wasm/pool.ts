@@ -34,7 +34,7 @@ function divisors(v: Win2, OWp: number, padEnd?: number[]): Float32Array {
  */
 export function poolWasm(x: Float32Array, y: Float32Array, planes: number, g: Geom3, kind: 'max' | 'avg', padEnd?: number[]): boolean {
   if (!hasSimd || !wasmKernels() || !(x instanceof Float32Array && y instanceof Float32Array)) return false;
-  const v = win2(g), K = v && windowKernels();
+  const v = win2(g), K = v && windowKernels(y.length * g.k[1] * g.k[2]);
   if (!v || !K) return false;
   const L = layout(v), outPlane = v.OH * v.OW, inPlane = v.H * v.W;
   if (planes * outPlane === 0) return true;
