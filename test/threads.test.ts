@@ -7,14 +7,14 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { compareValues } from '../conformance/compare.js';
 import { InferenceSession, Tensor } from '../index.js';
 import { toNdArray, type NdArray } from '../engine/tensor.js';
 import { rowMajor, transposed, type Mat } from '../kernels/cpu/gemm.js';
 import { buildModule, Code, T } from '../kernels/wasm/emitter.js';
 import { gemmWasm, markConstants, PARALLEL_MIN_MACS, unmarkConstants, wasmGemm, WasmGemm } from '../kernels/wasm/gemm.js';
-import { hasSimd } from '../kernels/wasm/simd.js';
+import { hasSimd, setWasmKernels, wasmKernels } from '../kernels/wasm/simd.js';
 import { CTRL_BYTES, Pool, setThreads, threads, threadsInit, threadsSupported, withThreads } from '../kernels/wasm/threads.js';
 import { GraphBuilder } from '../loaders/builder.js';
 import { randomF32, rng } from './helpers/oracle.js';
@@ -149,6 +149,9 @@ describe.runIf(canThread)('WasmGemm on threads', () => {
 
 describe.runIf(hasSimd)('prepacked constant operands', () => {
   it('one thread uses a plain-memory instance that prepacks session constants too, with the same bits as threads', () => {
+    const was = wasmKernels();
+    setWasmKernels(true); // gemmWasm routes only with the wasm kernels on (LASTMILE_NO_WASM=1 turns them off)
+    onTestFinished(() => { setWasmKernels(was); });
     const one = wasmGemm(false)!, many = wasmGemm(true)!, r = rng(15), [m, n, k] = [128, 96, 64];
     expect(one).not.toBe(many);
     expect(one.threaded).toBe(false);

@@ -2,7 +2,7 @@
 // every broadcast layout against the TypeScript rows (bit for bit), the piecewise-linear activations
 // and scalar steps against theirs, chains of steps, staging across chunk and row boundaries, in-place
 // outputs, the fallbacks, and ops run with the wasm kernels on and off against onnxruntime-node.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { broadcastShapes } from '../kernels/cpu/broadcast.js';
 import * as K from '../kernels/cpu/elementwise.js';
 import { binaryWasm, mapWasm, MIN_ELEMENTS, STAGE, type BinaryOp, type Step } from '../kernels/wasm/elementwise.js';
@@ -28,6 +28,9 @@ const LAYOUTS: [number[], number[]][] = [
 ];
 
 describe.skipIf(!hasSimd)('WebAssembly elementwise kernels', () => {
+  // These test the kernels themselves: on even when the run forces the TypeScript ones (LASTMILE_NO_WASM=1).
+  beforeEach(() => { setWasmKernels(true); });
+
   it('compute the four ops bit for bit as the TypeScript rows over every broadcast layout', () => {
     const r = rng(5);
     for (const [as, bs] of LAYOUTS) {

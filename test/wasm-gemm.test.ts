@@ -1,7 +1,7 @@
 // The WebAssembly SIMD GEMM against the TypeScript one (and a float64 reference) over edge shapes, strided
 // and transposed views, alpha and accumulation into C; routing through gemm(); and MatMul, Gemm, Conv
 // models run with the wasm kernels on and off, both against onnxruntime-node.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { gemm, gemmJs, rowMajor, transposed, type Mat } from '../kernels/cpu/gemm.js';
 import { gemmWasm, SHAPE, WasmGemm } from '../kernels/wasm/gemm.js';
 import { mapWasm } from '../kernels/wasm/elementwise.js';
@@ -115,6 +115,10 @@ describe.skipIf(!hasSimd).each(shapes)('WasmGemm %j', (shape) => {
 });
 
 describe.skipIf(!hasSimd)('GEMM epilogue (bias and steps applied before C leaves wasm memory)', () => {
+  // The reference applies the steps with mapWasm, which needs the wasm kernels on (LASTMILE_NO_WASM=1 turns them off).
+  beforeEach(() => { setWasmKernels(true); });
+  afterEach(() => { setWasmKernels(initial); });
+
   // Bias per row or column (or none), then steps, against the plain product onto a bias-filled C and the
   // same steps applied afterwards: bit for bit, as both do the same float32 operations in the same order.
   const cases: [number, number, number, boolean, boolean][] = [

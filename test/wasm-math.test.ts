@@ -161,6 +161,8 @@ function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: (b: number
 }
 
 describe.runIf(hasSimd)('wasm row sums (GlobalAveragePool)', () => {
+  beforeEach(() => { setWasmKernels(true); });
+
   it('scaled row sums match float64 sums for short, staged-together and longer-than-stage rows', () => {
     const r = rng(21);
     for (const [rows, n] of [[3, 32], [97, 100], [5, 4096], [2, STAGE + 37]]) {
