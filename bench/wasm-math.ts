@@ -6,7 +6,8 @@ import { InferenceSession, Tensor } from '../index.js';
 import * as K from '../kernels/cpu/elementwise.js';
 import { invStd, rowAffine, rowMoments, standardizeRows } from '../kernels/cpu/norm.js';
 import { softmax } from '../kernels/cpu/softmax.js';
-import { layerNormWasm, softmaxWasm, unaryWasm } from '../kernels/wasm/math.js';
+import { mapWasm } from '../kernels/wasm/elementwise.js';
+import { layerNormWasm, softmaxWasm } from '../kernels/wasm/math.js';
 import { setWasmKernels } from '../kernels/wasm/simd.js';
 import { SUITE } from './models.js';
 
@@ -49,7 +50,7 @@ function cases(): Case[] {
   const silu: K.Row1 = (o, v, n) => { for (let i = 0; i < n; i++) o[i] = v[i] * K.sigmoidOf(v[i]); };
   const unary: [string, K.Row1][] = [['gelu', K.gelu], ['geluTanh', K.geluTanh], ['exp', K.exp], ['sigmoid', K.sigmoid], ['tanh', K.tanh], ['silu', silu]];
   for (const [kind, row] of unary) {
-    out.push({ name: `${kind} on 1M`, elements: x.length, ts: () => row(y, x, x.length), wasm: () => unaryWasm(kind as never, y, x, x.length) });
+    out.push({ name: `${kind} on 1M`, elements: x.length, ts: () => row(y, x, x.length), wasm: () => mapWasm(y, x, x.length, [[kind as never]]) });
   }
   return out;
 }

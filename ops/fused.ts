@@ -17,7 +17,7 @@ import { broadcastShapes, binaryBroadcast, stridesOf } from '../kernels/cpu/broa
 import { fillBroadcast } from '../kernels/cpu/broadcast-fill.js';
 import * as K from '../kernels/cpu/elementwise.js';
 import { gemm, type Mat } from '../kernels/cpu/gemm.js';
-import { gemmWasm } from '../kernels/wasm/gemm.js';
+import { gemmWasm, type Epilogue } from '../kernels/wasm/gemm.js';
 import { roundInPlace } from '../kernels/cpu/minifloat.js';
 import { binaryWasm, mapWasm, type Step } from '../kernels/wasm/elementwise.js';
 import { broadcastInfer } from './infer-rules.js';
@@ -214,44 +214,48 @@ function outputFor(dtype: NdArray['dtype'], out: number[], z: NdArray | undefine
   return { y, added: true };
 }
 
-/** numpy.matmul of the (possibly permuted) operands scaled by alpha, through the float GEMM with strided
- *  views, onto the addend z where it fits (`added`). */
-function stridedMatMul(a: NdArray, b: NdArray, at: MatMulAttrs, z: NdArray | undefined, ctx: RunCtx): { y: NdArray; added: boolean } {
-  if (a.dtype !== b.dtype) fail(ctx, `input 1 (B) should have dtype ${a.dtype} like input 0 (A), got ${b.dtype}`);
-  if (a.dtype !== 'float32' && a.dtype !== 'float64' && !NARROW_FLOATS.has(a.dtype)) fail(ctx, `expected a float dtype, got ${a.dtype}`);
-  const { a2, b2, m, k, n, aBatch, bBatch, batch, out } = matmulLayout(operand(a, at.permA, 'permA', ctx), operand(b, at.permB, 'permB', ctx), ctx);
-  const r = outputFor(a.dtype, out, z), yd = r.y.data as Float32Array;
-  // Narrow floats round the product before scaling it, as a separate Mul would see it.
-  const narrow = NARROW_FLOATS.has(a.dtype), alpha = narrow ? 1 : at.alpha;
-  const [ars, acs] = a2.strides.slice(-2), [brs, bcs] = b2.strides.slice(-2);
-  const bView = (off: number): Mat => ({ data: b.data as Float32Array, off, rs: brs, cs: bcs });
-  if (sizeOf(bBatch) === 1 && !at.permA) {
-    // One B for every batch and A stored as it is read: A's batch folds into its rows.
-    gemm(m * sizeOf(batch), n, k, { data: a.data as Float32Array, off: 0, rs: ars, cs: acs }, bView(0), yd, 0, n, alpha);
-  } else {
-    const ao = batchOffsets(aBatch, a2.strides.slice(0, -2), batch), bo = batchOffsets(bBatch, b2.strides.slice(0, -2), batch);
-    for (let i = 0; i < ao.length; i++) {
-      gemm(m, n, k, { data: a.data as Float32Array, off: ao[i], rs: ars, cs: acs }, bView(bo[i]), yd, i * m * n, n, alpha);
-    }
-  }
-  if (narrow && at.alpha !== 1) { round(r.y); affineInPlace(yd, yd.length, at.alpha, 0, true, false); }
-  return r;
+/**
+ * The post-ops as an epilogue of the GEMM itself (kernels/wasm/gemm.ts): float32 with WebAssembly steps,
+ * and an addend that is absent or one value per column (a bias row, or a scalar). Else undefined.
+ */
+function gemmEpilogue(dtype: NdArray['dtype'], post: Post, n: number, outRank: number): Epilogue | undefined {
+  const steps = wasmSteps(dtype, post), z = post.z;
+  if (!steps) return undefined;
+  if (!z) return { perRow: false, steps };
+  if (z.dtype !== 'float32' || z.shape.length > outRank || (z.size !== n && z.size !== 1) || z.shape.some((d, i) => d !== 1 && i !== z.shape.length - 1)) return undefined;
+  return { bias: z.size === n ? (z.data as Float32Array) : new Float32Array(n).fill(z.data[0] as number), perRow: false, steps };
 }
 
 /**
- * The whole FusedMatMul as one float32 GEMM whose epilogue starts from the bias row and applies the
- * activation and affine before the sums leave wasm memory (no pass over the output of its own), when it
- * is one: B shared by every batch, A read as stored, the addend absent or one value per column. Else undefined.
+ * numpy.matmul of the (possibly permuted) operands scaled by alpha, through the float GEMM with strided
+ * views. When it is one product (B shared by every batch, A read as stored) whose post-ops the GEMM can
+ * apply, it does: the bias, activation and affine cost no pass over the output of their own (`stepped`).
+ * Otherwise onto the addend z where it fits (`added`).
  */
-function epilogueInGemm(a: NdArray, b: NdArray, at: MatMulAttrs, post: Post, ctx: RunCtx): NdArray | undefined {
-  const steps = wasmSteps(a.dtype, post), z = post.z;
-  if (!steps || b.dtype !== 'float32' || at.permA || (z && (z.dtype !== 'float32' || z.shape.some((d, i) => d !== 1 && i !== z.shape.length - 1)))) return undefined;
-  const { a2, b2, m, k, n, bBatch, batch, out } = matmulLayout(operand(a, at.permA, 'permA', ctx), operand(b, at.permB, 'permB', ctx), ctx);
-  if (sizeOf(bBatch) !== 1 || (z && z.size !== n && z.size !== 1) || (z && z.shape.length > out.length)) return undefined;
-  const y = NdArray.uninit('float32', out), bias = z && (z.size === n ? (z.data as Float32Array) : new Float32Array(n).fill(z.data[0] as number));
+function stridedMatMul(a: NdArray, b: NdArray, at: MatMulAttrs, post: Post, ctx: RunCtx): { y: NdArray; added: boolean; stepped: boolean } {
+  if (a.dtype !== b.dtype) fail(ctx, `input 1 (B) should have dtype ${a.dtype} like input 0 (A), got ${b.dtype}`);
+  if (a.dtype !== 'float32' && a.dtype !== 'float64' && !NARROW_FLOATS.has(a.dtype)) fail(ctx, `expected a float dtype, got ${a.dtype}`);
+  const { a2, b2, m, k, n, aBatch, bBatch, batch, out } = matmulLayout(operand(a, at.permA, 'permA', ctx), operand(b, at.permB, 'permB', ctx), ctx);
   const [ars, acs] = a2.strides.slice(-2), [brs, bcs] = b2.strides.slice(-2);
-  const A: Mat = { data: a.data as Float32Array, off: 0, rs: ars, cs: acs }, B: Mat = { data: b.data as Float32Array, off: 0, rs: brs, cs: bcs };
-  return gemmWasm(m * sizeOf(batch), n, k, A, B, y.data, 0, n, at.alpha, { bias, perRow: false, steps }) ? y : undefined;
+  const aView = (off: number): Mat => ({ data: a.data as Float32Array, off, rs: ars, cs: acs });
+  const bView = (off: number): Mat => ({ data: b.data as Float32Array, off, rs: brs, cs: bcs });
+  // One B for every batch and A stored as it is read: A's batch folds into its rows.
+  const fold = sizeOf(bBatch) === 1 && !at.permA, epi = fold ? gemmEpilogue(a.dtype, post, n, out.length) : undefined;
+  if (epi) {
+    const y = NdArray.uninit('float32', out);
+    if (gemmWasm(m * sizeOf(batch), n, k, aView(0), bView(0), y.data, 0, n, at.alpha, epi)) return { y, added: true, stepped: true };
+  }
+  const r = outputFor(a.dtype, out, post.z), yd = r.y.data as Float32Array;
+  // Narrow floats round the product before scaling it, as a separate Mul would see it.
+  const narrow = NARROW_FLOATS.has(a.dtype), alpha = narrow ? 1 : at.alpha;
+  if (fold) {
+    gemm(m * sizeOf(batch), n, k, aView(0), bView(0), yd, 0, n, alpha);
+  } else {
+    const ao = batchOffsets(aBatch, a2.strides.slice(0, -2), batch), bo = batchOffsets(bBatch, b2.strides.slice(0, -2), batch);
+    for (let i = 0; i < ao.length; i++) gemm(m, n, k, aView(ao[i]), bView(bo[i]), yd, i * m * n, n, alpha);
+  }
+  if (narrow && at.alpha !== 1) { round(r.y); affineInPlace(yd, yd.length, at.alpha, 0, true, false); }
+  return { ...r, stepped: false };
 }
 
 const permuted = (t: TypeInfo | undefined, perm: number[] | undefined): TypeInfo | undefined => {
@@ -267,11 +271,9 @@ register({
   }),
   infer: (ins, at: MatMulAttrs, ctx) => [withAdded(base('MatMul', 13).infer!([permuted(ins[0], at.permA), permuted(ins[1], at.permB)], undefined, ctx)[0], ins[2])],
   run: (ins, at: MatMulAttrs, ctx) => {
-    const a = tensorAt(ins, 0, ctx), b = tensorAt(ins, 1, ctx), z = optTensor(ins, 2, ctx);
-    const post = { z, act: at.act, affine: at.affine }, done = epilogueInGemm(a, b, at, post, ctx);
-    if (done) return [done];
-    const { y, added } = stridedMatMul(a, b, at, z, ctx);
-    return [epilogue(y, { ...post, z: added ? undefined : z }, ctx)];
+    const post = { z: optTensor(ins, 2, ctx), act: at.act, affine: at.affine };
+    const { y, added, stepped } = stridedMatMul(tensorAt(ins, 0, ctx), tensorAt(ins, 1, ctx), at, post, ctx);
+    return [stepped ? y : epilogue(y, { ...post, z: added ? undefined : post.z }, ctx)];
   },
 });
 

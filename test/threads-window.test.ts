@@ -19,7 +19,7 @@ import { CTRL_BYTES, Pool, threadsInit, threadsSupported, withThreads } from '..
 import { CTRL } from '../kernels/wasm/worker.js';
 import { layout, PARALLEL_MIN_WORK, WindowKernels, type Win2 } from '../kernels/wasm/window.js';
 import { GraphBuilder } from '../loaders/builder.js';
-import { randomF32, rng } from './helpers/oracle.js';
+import { bitsDiffer, randomF32, rng } from './helpers/oracle.js';
 
 type R = ReturnType<typeof rng>;
 await threadsInit;
@@ -27,15 +27,6 @@ const canThread = hasSimd && threadsSupported();
 const f32 = (len: number, r: R) => Float32Array.from({ length: len }, () => r.float());
 const initialWasm = wasmKernels();
 afterEach(() => { setWasmKernels(initialWasm); });
-
-/** How many elements of x and y differ in their bits. */
-function bitsDiffer(x: Float32Array, y: Float32Array): number {
-  if (x.length !== y.length) return Infinity;
-  const p = new Int32Array(x.buffer, x.byteOffset, x.length), q = new Int32Array(y.buffer, y.byteOffset, y.length);
-  let d = 0;
-  for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) d++;
-  return d;
-}
 
 /** Largest |x - y| / (|y| + rms(y)), NaN and infinities matching exactly. */
 function relErr(x: Float32Array, y: Float32Array): number {

@@ -17,7 +17,7 @@ import { gemmWasm, markConstants, PARALLEL_MIN_MACS, unmarkConstants, wasmGemm, 
 import { hasSimd, setWasmKernels, wasmKernels } from '../kernels/wasm/simd.js';
 import { CTRL_BYTES, Pool, setThreads, threads, threadsInit, threadsSupported, withThreads } from '../kernels/wasm/threads.js';
 import { GraphBuilder } from '../loaders/builder.js';
-import { randomF32, rng } from './helpers/oracle.js';
+import { bitsDiffer, randomF32, rng } from './helpers/oracle.js';
 
 type R = ReturnType<typeof rng>;
 const fill = (len: number, r: R) => Float32Array.from({ length: len }, () => r.float());
@@ -95,15 +95,6 @@ function operand(rows: number, cols: number, layout: number, r: R): Mat<Float32A
   if (layout === 0) return rowMajor(fill(rows * cols, r), cols);
   if (layout === 1) return transposed(rowMajor(fill(rows * cols, r), rows));
   return { data: fill(rows * cols * 4, r), off: cols, rs: cols * 4, cs: 1 }; // one head among four
-}
-
-/** How many elements of x and y differ in their bits (toEqual on millions of elements is far too slow). */
-function bitsDiffer(x: Float32Array, y: Float32Array): number {
-  if (x.length !== y.length) return Infinity;
-  const p = new Int32Array(x.buffer, x.byteOffset, x.length), q = new Int32Array(y.buffer, y.byteOffset, y.length);
-  let d = 0;
-  for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) d++;
-  return d;
 }
 
 /** C after g.run on `n` threads, from the same starting C. */

@@ -9,13 +9,18 @@ import { erf } from '../kernels/cpu/math.js';
 import { invStd, rowAffine, rowMoments, standardizeRows } from '../kernels/cpu/norm.js';
 import { softmax } from '../kernels/cpu/softmax.js';
 import { STAGE } from '../kernels/wasm/math-module.js';
-import { layerNormWasm, MIN_UNARY, rowSumsWasm, softmaxWasm, unaryWasm, wasmRow, type Unary } from '../kernels/wasm/math.js';
+import { mapWasm, MIN_ELEMENTS as MIN_UNARY, stepRow } from '../kernels/wasm/elementwise.js';
+import { layerNormWasm, rowSumsWasm, softmaxWasm } from '../kernels/wasm/math.js';
+import type { Unary } from '../kernels/wasm/math-vec.js';
 import { hasSimd, setWasmKernels, wasmKernels } from '../kernels/wasm/simd.js';
 import { GraphBuilder, float } from '../loaders/builder.js';
 import { NdArray } from '../engine/tensor.js';
 import { expectMatchesOrt, randomF32, rng } from './helpers/oracle.js';
 
 type R = ReturnType<typeof rng>;
+// One exp-based function over a row, and its Row1 with a TypeScript fallback (kernels/wasm/elementwise.ts).
+const unaryWasm = (kind: Unary, out: unknown, x: unknown, n: number) => mapWasm(out, x, n, [[kind]]);
+const wasmRow = (kind: Unary, fallback: K.Row1) => stepRow([kind], fallback);
 // The setting this run started with (LASTMILE_NO_WASM=1 turns it off); tests that flip it restore it.
 const initial = wasmKernels();
 afterEach(() => { setWasmKernels(initial); });

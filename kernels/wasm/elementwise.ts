@@ -84,20 +84,30 @@ function moduleFuncs(): Func[] {
 }
 
 type Fns = Record<string, (...args: number[]) => void>;
+type Apply = (at: number, n: number, steps: readonly Step[]) => void;
+
+const modules = new Map<number, WebAssembly.Module>();
+
+/** This module's functions over `memory` (maxPages given: a shared memory with that maximum, as threads need). */
+function functionsOn(memory: WebAssembly.Memory, maxPages = 0): Fns {
+  let module = modules.get(maxPages);
+  if (!module) modules.set(maxPages, module = new WebAssembly.Module(buildModule(moduleFuncs(), maxPages ? { shared: true, maxPages } : {})));
+  return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Fns;
+}
+
+const applier = (fn: Fns): Apply => (at, n, steps) => { for (const [name, a, b] of steps) fn[name as StepName](at, n, a ?? 0, b ?? 0); };
 
 /** One instance over its own small memory: the two staging areas. */
 class WasmElementwise {
   readonly heap: Float32Array;
   readonly fn: Fns;
+  /** Applies steps to values staged from a byte address. */
+  readonly apply: Apply;
   constructor() {
     const memory = new WebAssembly.Memory({ initial: PAGES });
-    this.fn = new WebAssembly.Instance(new WebAssembly.Module(buildModule(moduleFuncs())), { env: { memory } }).exports as unknown as Fns;
+    this.fn = functionsOn(memory);
+    this.apply = applier(this.fn);
     this.heap = new Float32Array(memory.buffer);
-  }
-
-  /** Applies the steps to the first len staged values. */
-  steps(steps: readonly Step[], len: number): void {
-    for (const [name, a, b] of steps) this.fn[name as StepName](X, len, a ?? 0, b ?? 0);
   }
 }
 
@@ -127,7 +137,7 @@ export function mapWasm(out: unknown, x: unknown, n: number, steps: readonly Ste
   for (let i = 0; i < n; i += STAGE) {
     const len = Math.min(STAGE, n - i);
     heap.set(x.subarray(i, i + len), 0);
-    m.steps(steps, len);
+    m.apply(X, len, steps);
     out.set(heap.subarray(0, len), i);
   }
   return true;
@@ -171,7 +181,7 @@ export function binaryWasm(op: BinaryOp, a: unknown, aShape: readonly number[], 
       if (bScalar) f[`${op}S`](X, total, b[0]);
       else { stageRows(heap, Y / 4, b, pb, br, bc, row, rows, C, c0, len); f[op](X, Y, total); }
     }
-    m.steps(steps, total);
+    m.apply(X, total, steps);
     out.set(heap.subarray(0, total), o);
   };
   for (let blk = 0; blk < blocks; blk++) {
@@ -194,16 +204,9 @@ export function binaryWasm(op: BinaryOp, a: unknown, aShape: readonly number[], 
 /** A Row1 that runs `step` in WebAssembly for float32 rows and `fallback` otherwise (float64, short rows, wasm off). */
 export const stepRow = (step: Step, fallback: Row1): Row1 => (out, x, n) => { if (!mapWasm(out, x, n, [step])) fallback(out, x, n); };
 
-const stepModules = new Map<number, WebAssembly.Module>();
-
 /**
  * The steps as functions over another kernel's memory (maxPages given: a shared memory with that maximum,
  * as threads need), so an epilogue runs on values where that kernel staged them, with no copies. Returns
  * apply(byteAddress, n, steps); n is rounded up to whole vectors, so up to 3 floats past n are rewritten.
  */
-export function stepsOn(memory: WebAssembly.Memory, maxPages = 0): (at: number, n: number, steps: readonly Step[]) => void {
-  let module = stepModules.get(maxPages);
-  if (!module) stepModules.set(maxPages, module = new WebAssembly.Module(buildModule(moduleFuncs(), maxPages ? { shared: true, maxPages } : {})));
-  const fn = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Fns;
-  return (at, n, steps) => { for (const [name, a, b] of steps) fn[name as StepName](at, n, a ?? 0, b ?? 0); };
-}
+export const stepsOn = (memory: WebAssembly.Memory, maxPages = 0): Apply => applier(functionsOn(memory, maxPages));

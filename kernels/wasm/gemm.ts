@@ -14,9 +14,9 @@
 import type { Mat } from '../cpu/gemm.js';
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
 import { BlockHeap } from './heap.js';
-import { growTo, hasRelaxedSimd, hasSimd, MAX_FLOATS, wasmKernels } from './simd.js';
+import { growTo, hasRelaxedSimd, hasSimd, MAX_PAGES, wasmKernels } from './simd.js';
 import { stepsOn, type Step } from './elementwise.js';
-import { CTRL_BYTES, Pool, threads } from './threads.js';
+import { CTRL_BYTES, Pool, sharedMemory, threads } from './threads.js';
 
 export interface KernelShape { mr: number; nr: number; fma: boolean }
 
@@ -214,7 +214,6 @@ type Kernel = (mc: number, nc: number, kc: number, pa: number, pb: number, pc: n
 type Pack = (src: number, ls: number, es: number, count: number, depth: number, dst: number) => void;
 type Task = (job: number, chunk: number, id: number) => void;
 
-const MAX_PAGES = (MAX_FLOATS * 4) / 65536;
 // Heap layout in bytes: the threads' control block, then the job, then (from one page up) the prepacked panels, then scratch.
 const JOB_AT = Math.ceil(CTRL_BYTES / 64) * 64, PANELS_AT = 65536;
 // Prepacked panels are a copy of the weights: past this many floats, constants are packed per call instead.
@@ -233,16 +232,6 @@ export interface Epilogue { bias?: Float32Array; perRow: boolean; steps: readonl
 interface Panels { at: number; size: number; pad: number }
 /** Per constant array: its packed views, keyed by shape and strides. */
 type PanelSet = Map<string, Panels>;
-
-/** Memory for the threads: shared, with a fixed maximum; null where SharedArrayBuffer is unavailable (no cross-origin isolation). */
-function sharedMemory(): WebAssembly.Memory | null {
-  if (typeof SharedArrayBuffer === 'undefined') return null;
-  try {
-    return new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
-  } catch {
-    return null;
-  }
-}
 
 /** One instantiated module over its own growable memory, with views kept current. */
 export class WasmGemm {
@@ -264,7 +253,7 @@ export class WasmGemm {
   /** With `threaded` (the default), shared memory and a worker pool where the platform allows them. */
   constructor(shape: KernelShape = SHAPE, threaded = true) {
     this.shape = shape;
-    const shared = threaded ? sharedMemory() : null;
+    const shared = threaded ? sharedMemory(2, MAX_PAGES) : null;
     this.memory = shared ?? new WebAssembly.Memory({ initial: 2 });
     const module = new WebAssembly.Module(kernelModule(shape, shared !== null));
     const { exports } = new WebAssembly.Instance(module, { env: { memory: this.memory } });

@@ -3,13 +3,8 @@
 // (memcpy speed): memory stays bounded whatever the tensor size. Every entry point returns false,
 // having done nothing, when it does not apply (no SIMD, kernels switched off, not float32, too
 // small to pay for the call), and the caller runs its TypeScript kernel.
-import type { Row1 } from '../cpu/elementwise.js';
-import { mapWasm, MIN_ELEMENTS, stepRow } from './elementwise.js';
 import { AT, mathModule, PAGES, STAGE } from './math-module.js';
-import type { Unary } from './math-vec.js';
 import { hasSimd, wasmKernels } from './simd.js';
-
-export type { Unary } from './math-vec.js';
 
 type F = (...args: number[]) => number;
 type Exports = Record<'rowMax' | 'expSum' | 'expSumStore' | 'rowSum' | 'sumSqDev' | 'scale' | 'sub2' | 'lnAffine' | 'softmax' | 'logSoftmaxStats' | 'subRows' | 'layerNorm', F>;
@@ -136,14 +131,6 @@ const ready = (): WasmMath | null => (wasmKernels() ? instance() : null);
 // outweighs the faster arithmetic: measured, the two broke even near 16 elements for a softmax row, and
 // wasm was 2-5x faster from 64 on (bench/wasm-math.ts times the large sizes).
 export const MIN_ROWS = 32;
-export const MIN_UNARY = MIN_ELEMENTS;
-
-/** out[i] = kind(x[i]) for i < n through WebAssembly (kernels/wasm/elementwise.ts); false (nothing done) when that does not apply. */
-export const unaryWasm = (kind: Unary, out: unknown, x: unknown, n: number): boolean => mapWasm(out, x, n, [[kind]]);
-
-/** A Row1 that runs `kind` in WebAssembly for float32 rows and `fallback` otherwise (float64, short rows, wasm off). */
-export const wasmRow = (kind: Unary, fallback: Row1): Row1 => stepRow([kind], fallback);
-
 /** Softmax (or LogSoftmax) of `rows` contiguous float32 rows of n elements; false when it does not apply. */
 export function softmaxWasm(x: Float32Array, out: Float32Array, rows: number, n: number, log: boolean): boolean {
   if (rows * n < MIN_ROWS) return false;

@@ -13,8 +13,8 @@
 import type { Cell, Dir, GruOpts, LstmOpts, Outputs } from '../cpu/rnn.js';
 import { gateWidth, NB, packedSize, roundUp } from './gemv.js';
 import { DESC, DESC_BYTES, KIND, rnnModule, type RnnExports } from './rnn.js';
-import { growTo, hasRelaxedSimd, MAX_FLOATS } from './simd.js';
-import { CTRL_BYTES, Pool, threads } from './threads.js';
+import { growTo, hasRelaxedSimd, MAX_PAGES } from './simd.js';
+import { CTRL_BYTES, Pool, sharedMemory, threads } from './threads.js';
 
 // Packed weights that stay resident between calls, in floats (32 MB per instance); past this the cache starts over.
 let residentMax = 1 << 23;
@@ -48,21 +48,10 @@ export function setParallelMin(macs: number): number {
 interface Weights { key?: object; id: string; src: Float32Array; k: number; hidden: number; gates: number }
 const size = (w: Weights) => packedSize(w.gates, w.hidden, w.k);
 
-const MAX_PAGES = (MAX_FLOATS * 4) / 65536;
 // Heap layout in bytes: the threads' control block, the directions' descriptors, then (from RES_AT on)
 // the resident packed weights, then per-call scratch.
 const JOB_AT = roundUp(CTRL_BYTES, 64), RES_AT = 4096;
 if (JOB_AT + 2 * DESC_BYTES > RES_AT) throw new Error('rnn: descriptors overlap the resident weights');
-
-/** Memory for threads: shared, with a fixed maximum; null where SharedArrayBuffer is unavailable (no cross-origin isolation). */
-function sharedMemory(): WebAssembly.Memory | null {
-  if (typeof SharedArrayBuffer === 'undefined') return null;
-  try {
-    return new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-  } catch {
-    return null;
-  }
-}
 
 /** One module instance over its own memory: resident packed weights first, per-call scratch after them. */
 class RnnMemory {
@@ -76,7 +65,7 @@ class RnnMemory {
   private readonly cache = new WeakMap<object, Map<string, { generation: number; at: number }>>();
 
   constructor(threads: boolean) {
-    const shared = threads ? sharedMemory() : null;
+    const shared = threads ? sharedMemory(1, MAX_PAGES) : null;
     this.memory = shared ?? new WebAssembly.Memory({ initial: 1 });
     const module = new WebAssembly.Module(rnnModule(hasRelaxedSimd, shared ? { shared: true, maxPages: MAX_PAGES } : {}));
     this.fn = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as RnnExports;

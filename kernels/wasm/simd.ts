@@ -34,6 +34,8 @@ export const wasmKernels = (): boolean => enabled;
 
 // Byte addresses are i32, so a kernel heap stays under 2 GiB of floats; bigger work stays in TypeScript.
 export const MAX_FLOATS = 1 << 29;
+/** MAX_FLOATS in 64 KB pages: the fixed maximum of the kernels' shared memories. */
+export const MAX_PAGES = (MAX_FLOATS * 4) / 65536;
 
 /**
  * Grows `memory` to hold at least `floats` float32 values; false (memory unchanged) when it cannot. The

@@ -30,6 +30,16 @@ export const threadsInit: Promise<void> = isNode
   }, () => undefined)
   : Promise.resolve();
 
+/** Memory workers can share: shared, with maxPages as its fixed maximum (threads need one); null where SharedArrayBuffer is unavailable (no cross-origin isolation). */
+export function sharedMemory(initial: number, maxPages: number): WebAssembly.Memory | null {
+  if (typeof SharedArrayBuffer === 'undefined') return null;
+  try {
+    return new WebAssembly.Memory({ initial, maximum: maxPages, shared: true });
+  } catch {
+    return null;
+  }
+}
+
 /** Whether this platform can run threads at all: shared wasm memory (cross-origin isolation in browsers) and workers. */
 export function threadsSupported(): boolean {
   if (typeof SharedArrayBuffer === 'undefined' || typeof Atomics !== 'object') return false;

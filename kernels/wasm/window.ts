@@ -11,8 +11,8 @@
 import { stepsOn, type Step } from './elementwise.js';
 import { chunkTask, JOB_BYTES, writeJob, type Split } from './chunked.js';
 import { buildModule, Code, Simd, T, type Func } from './emitter.js';
-import { growTo, MAX_FLOATS } from './simd.js';
-import { CTRL_BYTES, Pool, threads } from './threads.js';
+import { growTo, MAX_PAGES } from './simd.js';
+import { CTRL_BYTES, Pool, sharedMemory, threads } from './threads.js';
 
 /** A 2-D window over one plane: input, output, kernel, stride, dilation and leading pads (H then W). */
 export interface Win2 { H: number; W: number; OH: number; OW: number; KH: number; KW: number; sh: number; sw: number; dh: number; dw: number; ph: number; pw: number }
@@ -36,20 +36,9 @@ export function layout(v: Win2): Layout {
 // regions keep this many floats of slack after them.
 export const SLACK = 16;
 
-const MAX_PAGES = (MAX_FLOATS * 4) / 65536;
 // The arena's header (byte addresses): the pool's control block, the job, then the bytes of the module
 // the current job runs (a window module is a few KB; a bigger one runs on the calling thread only).
 const JOB_AT = roundUp(CTRL_BYTES, 64), MODULE_AT = roundUp(JOB_AT + JOB_BYTES, 64), HEADER_BYTES = 65536;
-
-/** Memory for threads: shared, with a fixed maximum; null where SharedArrayBuffer is unavailable (no cross-origin isolation). */
-function sharedMemory(): WebAssembly.Memory | null {
-  if (typeof SharedArrayBuffer === 'undefined') return null;
-  try {
-    return new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-  } catch {
-    return null;
-  }
-}
 
 /** The memory every module here imports, with a Float32Array view kept current across growth. */
 export class Arena {
@@ -61,7 +50,7 @@ export class Arena {
 
   /** With `share`, the memory is shared where the platform allows it (see `shared`). */
   constructor(share: boolean) {
-    const shared = share ? sharedMemory() : null;
+    const shared = share ? sharedMemory(1, MAX_PAGES) : null;
     this.shared = shared !== null;
     this.memory = shared ?? new WebAssembly.Memory({ initial: 1 });
     this.f32 = new Float32Array(this.memory.buffer);

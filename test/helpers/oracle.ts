@@ -46,3 +46,12 @@ export function randomF32(shape: number[], r = rng(), lo = -1, hi = 1): NdArray 
   const n = shape.reduce((a, b) => a * b, 1);
   return new NdArray('float32', shape, Float32Array.from({ length: n }, () => r.float(lo, hi))) as NdArray & { data: Float32Array };
 }
+
+/** How many elements of x and y differ in their bits (toEqual on millions of elements is far too slow). */
+export function bitsDiffer(x: Float32Array, y: Float32Array): number {
+  if (x.length !== y.length) return Infinity;
+  const p = new Int32Array(x.buffer, x.byteOffset, x.length), q = new Int32Array(y.buffer, y.byteOffset, y.length);
+  let d = 0;
+  for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) d++;
+  return d;
+}
